@@ -1,0 +1,19 @@
+"""skbnn: Bayesian neural networks for scikit-learn, compiled with JAX.
+
+Importing skbnn changes no global JAX setting and allocates nothing on an
+accelerator.
+"""
+
+from ._base import PredictiveUncertainty
+from ._mlp import BayesianMLPClassifier, BayesianMLPRegressor
+from .utils._io import load_estimator as load
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BayesianMLPClassifier",
+    "BayesianMLPRegressor",
+    "PredictiveUncertainty",
+    "__version__",
+    "load",
+]

@@ -1,0 +1,504 @@
+"""What the skbnn estimators share: the ``fit`` skeleton, the predictive
+reductions, tags, and saving.
+
+The estimators are thin scikit-learn shells. ``fit`` validates with
+scikit-learn, encodes targets, builds the :class:`~skbnn.model.Model`, hands
+it to the inference strategy and stores what comes back as plain data. The
+prediction methods evaluate the posterior predictive and reduce it with numpy.
+"""
+
+import warnings
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from .inference import STRATEGIES, resolve_inference
+from .inference.base import Training, device_data
+from .likelihoods import Bernoulli, Categorical, Gaussian
+from .model import Model
+from .posterior import predictive
+from .priors import GaussianPrior
+from .utils._io import load_estimator, save_estimator
+from .utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _check_sample_weight,
+    _fit_context,
+    validate_data,
+)
+
+__all__ = [
+    "BaseBayesianNetwork",
+    "BayesianClassifierMixin",
+    "BayesianRegressorMixin",
+    "PredictiveUncertainty",
+]
+
+
+class PredictiveUncertainty(NamedTuple):
+    """Uncertainty of the posterior predictive, split into its two sources.
+
+    Classifiers (in nats, each of shape ``(n_samples,)``):
+
+    - ``total``: entropy of the predictive distribution (mean over draws);
+    - ``aleatoric``: expected entropy of the per-draw distributions;
+    - ``epistemic``: mutual information between the label and the parameters,
+      ``total - aleatoric``.
+
+    Regressors (in units of ``y``, shape ``(n_samples,)`` or
+    ``(n_samples, n_outputs)``): ``total`` is the predictive standard deviation,
+    ``aleatoric`` the noise part ``sqrt(E[sigma^2])``, ``epistemic`` the spread of
+    the per-draw means; ``total**2 == aleatoric**2 + epistemic**2``.
+    """
+
+    total: np.ndarray
+    aleatoric: np.ndarray
+    epistemic: np.ndarray
+
+
+def _float_dtype():
+    """JAX's float dtype: float32 unless the user enabled x64."""
+    return np.dtype(jnp.result_type(float))
+
+
+@jax.jit
+def _noise_per_draw(likelihood, lik_draws):
+    return jax.vmap(likelihood.noise)(lik_draws)
+
+
+def _entropy(p, axis=-1):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=axis)
+
+
+class BaseBayesianNetwork(BaseEstimator):
+    """Base class of the skbnn estimators; not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "inference": [StrOptions(set(STRATEGIES)), HasMethods(["run"])],
+    }
+
+    # --- hooks the concrete estimators fill in ---------------------------------
+
+    def _network(self, n_outputs):
+        """The network for ``n_outputs`` outputs (from the estimator's parameters)."""
+        raise NotImplementedError
+
+    def _input_shape(self, X):
+        """Shape of one input row as the network sees it."""
+        return X.shape[1:]
+
+    def _prepare_inputs(self, X):
+        """Turn validated 2-D ``X`` into the network's input array."""
+        if sp.issparse(X):
+            X = X.toarray()
+        return np.asarray(X, dtype=_float_dtype())
+
+    def _chunk_size(self, n_draws, input_shape):
+        """Rows per compiled prediction call.
+
+        About 2**24 activation values per call, as a power of two in [16, 1024];
+        it depends on the draws and the architecture, never on the number of
+        rows, so every row goes through the same compiled program.
+        """
+        width = self.model_.network.activation_size(input_shape)
+        rows = (1 << 24) // max(1, n_draws * width)
+        return int(np.clip(1 << max(0, int(rows).bit_length() - 1), 16, 1024))
+
+    # --- fit --------------------------------------------------------------------
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if any(not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes}.")
+        return tuple(int(s) for s in sizes)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Infer the posterior over the network's parameters from ``(X, y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training inputs. Sparse inputs are densified.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target labels (classification) or values (regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: each row's log-likelihood is multiplied by its
+            weight, so an integer weight ``k`` counts as ``k`` copies of the row.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        warm = bool(self.warm_start) and hasattr(self, "posterior_")
+        X, y = validate_data(
+            self, X, y, reset=not warm, accept_sparse=["csr", "csc"],
+            multi_output=not is_classifier(self), y_numeric=not is_classifier(self),
+            dtype=(np.float64, np.float32), ensure_min_samples=2,
+        )
+        self._hidden_layer_sizes()  # fail early on a bad architecture
+        X = self._prepare_inputs(X)
+        y_enc, likelihood = self._encode_targets(y, warm)
+        sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        strategy = resolve_inference(self.inference)
+        model = Model(
+            self._network(likelihood.n_network_outputs), likelihood,
+            GaussianPrior(np.asarray(self.alpha, dtype=_float_dtype())),
+        )
+
+        rng = check_random_state(self.random_state)
+        key = jax.random.key(int(rng.randint(np.iinfo(np.int32).max)))
+        train, validation = self._split_validation(X, y_enc, sample_weight, rng)
+        n_train = train[0].shape[0]
+        training = Training(
+            max_iter=int(self.max_iter),
+            batch_size=self._batch_size(n_train),
+            learning_rate=float(self.learning_rate_init),
+            shuffle=bool(self.shuffle),
+            tol=float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+            early_stopping=bool(self.early_stopping),
+            verbose=int(self.verbose),
+        )
+        init_params = self._warm_start_params(model, X) if warm else None
+        result = strategy.run(
+            model, device_data(*train), key, training=training, init_params=init_params,
+            validation=None if validation is None else device_data(*validation),
+        )
+        self._store_fit(result, model, strategy, n_train)
+        return self
+
+    def _split_validation(self, X, y, sample_weight, rng):
+        if not self.early_stopping:
+            return (X, y, sample_weight), None
+        stratify = y if is_classifier(self) else None
+        try:
+            parts = train_test_split(
+                X, y, sample_weight, random_state=rng,
+                test_size=self.validation_fraction, stratify=stratify,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"The validation set is too small for early_stopping ({exc}). Increase "
+                "validation_fraction or the size of your dataset."
+            ) from exc
+        X_tr, X_val, y_tr, y_val, w_tr, w_val = parts
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small: it has fewer than 2 rows. Increase "
+                "validation_fraction or the size of your dataset."
+            )
+        return (X_tr, y_tr, w_tr), (X_val, y_val, w_val)
+
+    def _batch_size(self, n_train):
+        if self.batch_size == "auto":
+            return min(200, n_train)
+        if self.batch_size > n_train:
+            warnings.warn(
+                f"Got batch_size={self.batch_size} larger than the {n_train} training rows; "
+                "it is clipped to the number of rows."
+            )
+        return int(min(self.batch_size, n_train))
+
+    def _warm_start_params(self, model, X):
+        """Where the previous fit ended (one point, or one per chain), checked against the model."""
+        start = self.posterior_.warm_start_params()
+        expected = jax.eval_shape(lambda: model.init(jax.random.key(0), X.shape[1:]))
+
+        def fits(s, e):  # same shape, possibly with a leading chain axis
+            return np.shape(s)[np.ndim(s) - e.ndim:] == e.shape and np.ndim(s) - e.ndim in (0, 1)
+
+        same_tree = jax.tree.structure(start) == jax.tree.structure(expected)
+        if not same_tree or not all(map(fits, jax.tree.leaves(start), jax.tree.leaves(expected))):
+            raise ValueError(
+                "warm_start=True continues from the previous fit, which had another "
+                "architecture or number of outputs. Refit with warm_start=False."
+            )
+        return start
+
+    def _store_fit(self, result, model, strategy, n_train):
+        posterior = jax.device_get(result.posterior)
+        mean = jax.device_get(posterior.mean_params())
+        network = model.network
+        layers = [mean["network"][name] for name in network.layer_names]
+        coefs = [np.asarray(layer["kernel"]) for layer in layers]
+        intercepts = [np.asarray(layer["bias"]) for layer in layers]
+        coefs, intercepts = self._output_units(coefs, intercepts)
+
+        self.model_ = jax.device_get(model)
+        self.inference_ = strategy
+        self.coefs_ = coefs
+        self.intercepts_ = intercepts
+        self.loss_curve_ = [float(v) for v in result.loss_curve]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
+        self.best_loss_ = result.best_loss
+        self.validation_scores_ = result.validation_scores
+        self.best_validation_score_ = (
+            max(result.validation_scores) if result.validation_scores else None
+        )
+        self.n_iter_ = int(result.n_iter)
+        self.t_ = int(result.n_iter) * int(n_train)
+        self.n_layers_ = len(network.layer_names) + 1
+        self.n_outputs_ = int(model.likelihood.n_network_outputs)
+        self.out_activation_ = model.likelihood.out_activation
+        self.diagnostics_ = dict(result.diagnostics or {})
+        self.posterior_ = posterior
+
+    def _output_units(self, coefs, intercepts):
+        """Hook: regressors fold their target scaling into the last layer."""
+        return coefs, intercepts
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "posterior_")
+
+    # --- predictive -------------------------------------------------------------
+
+    def _predictive(self, X):
+        """Per-draw predictive quantities of the likelihood, each ``(n_draws, n_samples, ...)``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                          dtype=(np.float64, np.float32))
+        X = self._prepare_inputs(X)
+        draws = self.posterior_.predictive_draws()
+        n_draws = jax.tree.leaves(draws)[0].shape[0]
+        chunk_size = self._chunk_size(n_draws, X.shape[1:])
+        return predictive(self.model_, draws, X, chunk_size=chunk_size)
+
+    # --- saving -----------------------------------------------------------------
+
+    def save(self, path):
+        """Save the estimator, fitted or not, to ``path`` as arrays + JSON (an ``.npz`` file).
+
+        Unlike pickle, loading the file with :meth:`load` or :func:`skbnn.load`
+        runs no code from it.
+        """
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator saved with :meth:`save`; it must be a ``cls``."""
+        est = load_estimator(path)
+        if not isinstance(est, cls):
+            raise TypeError(f"{path!s} holds a {type(est).__name__}, not a {cls.__name__}.")
+        return est
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.non_deterministic = False
+        return tags
+
+
+class BayesianClassifierMixin(ClassifierMixin):
+    """Targets, predictive reductions and tags of the skbnn classifiers."""
+
+    def _encode_targets(self, y, warm):
+        check_classification_targets(y)
+        target_type = type_of_target(y, input_name="y")
+        if target_type not in ("binary", "multiclass"):
+            raise ValueError(
+                f"{type(self).__name__} supports binary and multiclass targets, "
+                f"got {target_type!r} targets."
+            )
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                f"but the data contain only one class: {classes[0]!r}."
+            )
+        if warm and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in the "
+                "previous call to fit. Previously got "
+                f"{self.classes_}, `y` has {classes}."
+            )
+        self.classes_ = classes
+        likelihood = Bernoulli() if classes.size == 2 else Categorical(int(classes.size))
+        return np.searchsorted(classes, y).astype(np.int32), likelihood
+
+    def sample_predictions(self, X):
+        """Class probabilities under each posterior draw.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_draws, n_samples, n_classes)
+        """
+        (probs,) = self._predictive(X)
+        return probs.astype(np.float64)
+
+    def predict_proba(self, X):
+        """Posterior predictive class probabilities (the mean over posterior draws).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        proba = self.sample_predictions(X).mean(axis=0)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The class with the highest posterior predictive probability."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def predict_uncertainty(self, X):
+        """Predictive entropy and its split into aleatoric and epistemic parts.
+
+        Returns
+        -------
+        PredictiveUncertainty
+            ``total`` (entropy of the predictive), ``aleatoric`` (expected
+            entropy) and ``epistemic`` (mutual information), in nats, each of
+            shape ``(n_samples,)``.
+        """
+        probs = self.sample_predictions(X)
+        total = _entropy(probs.mean(axis=0))
+        aleatoric = _entropy(probs).mean(axis=0)
+        epistemic = np.maximum(total - aleatoric, 0.0)
+        return PredictiveUncertainty(total, np.minimum(aleatoric, total), epistemic)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class BayesianRegressorMixin(RegressorMixin):
+    """Targets, predictive reductions and tags of the skbnn regressors."""
+
+    def _encode_targets(self, y, warm):
+        y = np.asarray(y, dtype=np.float64)
+        y2 = y.reshape(y.shape[0], -1)
+        n_outputs = y2.shape[1]
+        if warm and n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"warm_start needs the same number of outputs as the previous fit "
+                f"({self.n_outputs_}), got {n_outputs}."
+            )
+        if self.normalize_y:
+            mean = y2.mean(axis=0)
+            scale = y2.std(axis=0)
+            scale = np.where(scale > 10 * np.finfo(np.float64).eps, scale, 1.0)
+        else:
+            mean, scale = np.zeros(n_outputs), np.ones(n_outputs)
+        self._y_mean = mean
+        self._y_scale = scale
+        dtype = _float_dtype()
+        if isinstance(self.noise_std, str):
+            likelihood = Gaussian(n_outputs, learn_noise=True,
+                                  noise_std=np.ones(n_outputs, dtype=dtype),
+                                  noise_prior_scale=np.asarray(0.5, dtype=dtype))
+        else:
+            likelihood = Gaussian(n_outputs, learn_noise=False,
+                                  noise_std=np.asarray(self.noise_std / scale, dtype=dtype),
+                                  noise_prior_scale=np.asarray(0.5, dtype=dtype))
+        return (y2 - mean) / scale, likelihood
+
+    def _output_units(self, coefs, intercepts):
+        coefs[-1] = coefs[-1] * self._y_scale.astype(coefs[-1].dtype)
+        intercepts[-1] = (intercepts[-1] * self._y_scale + self._y_mean).astype(intercepts[-1].dtype)
+        return coefs, intercepts
+
+    def _store_fit(self, result, model, strategy, n_train):
+        super()._store_fit(result, model, strategy, n_train)
+        draws = self.posterior_.predictive_draws()
+        noise = _noise_per_draw(self.model_.likelihood, draws["likelihood"])
+        self.noise_std_ = np.asarray(noise).mean(axis=0) * self._y_scale
+
+    def _moments(self, X):
+        """Per-draw means and noise scales in units of y: each ``(n_draws, n_samples, n_outputs)``."""
+        mean, noise = self._predictive(X)
+        return mean * self._y_scale + self._y_mean, noise * self._y_scale
+
+    def _squeeze(self, a):
+        return a[..., 0] if self.n_outputs_ == 1 else a
+
+    def sample_predictions(self, X):
+        """Predictive mean under each posterior draw.
+
+        Returns
+        -------
+        ndarray of shape (n_draws, n_samples, n_outputs)
+        """
+        mean, _ = self._moments(X)
+        return mean
+
+    def predict(self, X, return_std=False):
+        """Posterior predictive mean, and optionally its standard deviation.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the total predictive standard deviation (noise and
+            parameter uncertainty), as ``BayesianRidge.predict`` does.
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        y_std : ndarray of the same shape, only when ``return_std=True``
+        """
+        mean, noise = self._moments(X)
+        y_mean = self._squeeze(mean.mean(axis=0))
+        if not return_std:
+            return y_mean
+        total = np.sqrt(np.mean(noise**2, axis=0) + mean.var(axis=0))
+        return y_mean, self._squeeze(total)
+
+    def predict_uncertainty(self, X):
+        """Predictive standard deviation split into noise and parameter parts.
+
+        Returns
+        -------
+        PredictiveUncertainty
+            ``total``, ``aleatoric`` (noise) and ``epistemic`` (spread of the
+            per-draw means) standard deviations, in units of ``y``, each of shape
+            ``(n_samples,)`` or ``(n_samples, n_outputs)``.
+        """
+        mean, noise = self._moments(X)
+        aleatoric = np.sqrt(np.mean(noise**2, axis=0))
+        epistemic = mean.std(axis=0)
+        total = np.sqrt(aleatoric**2 + epistemic**2)
+        return PredictiveUncertainty(*(self._squeeze(a) for a in (total, aleatoric, epistemic)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

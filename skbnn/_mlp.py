@@ -1,0 +1,318 @@
+"""Bayesian multi-layer perceptrons: drop-in replacements for MLPClassifier and MLPRegressor."""
+
+from numbers import Real
+
+from ._base import BaseBayesianNetwork, BayesianClassifierMixin, BayesianRegressorMixin
+from .networks import build_mlp
+from .utils._io import serializable
+from .utils._sklearn_compat import Interval, StrOptions
+
+__all__ = ["BayesianMLPClassifier", "BayesianMLPRegressor"]
+
+_COMMON_PARAMETERS = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of units in the ith hidden layer. ``()``
+        gives a network without hidden layer (a linear model).
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+
+    inference : {'psgld', 'map'} or strategy object, default='psgld'
+        How the posterior is inferred: a name, or an object from
+        :mod:`skbnn.inference` such as ``PSGLD(n_chains=4)`` whose parameters
+        ``GridSearchCV`` can search as ``inference__<name>``.
+
+    alpha : float, default=1.0
+        Precision of the Gaussian prior on every weight and intercept. The MAP
+        objective then carries ``alpha/2 * ||W||^2``, which is scikit-learn
+        MLP's L2 penalty (MLP's per-sample loss divides it by ``n_samples``).
+        The default is the standard normal prior; MLP's default ``1e-4`` is a
+        prior so wide that samplers wander far from the data.
+
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; 'auto' is ``min(200, n_samples)``.
+
+    learning_rate_init : float, default=0.001
+        Adam's step size for 'map', and the default step size of the other
+        strategies' optimisers and samplers.
+
+    max_iter : int, default=200
+        Number of epochs. Optimisers may stop sooner (``tol``,
+        ``n_iter_no_change``); samplers run them all.
+
+    shuffle : bool, default=True
+        Whether to shuffle the rows in each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, minibatch order, sampler noise and the
+        validation split. An int gives the same result on every run on a CPU.
+
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) that counts as progress
+        for the optimisers' stopping rule.
+
+    verbose : bool, default=False
+        Print the loss of each epoch (and the step size and the number of
+        draws kept, for samplers).
+
+    warm_start : bool, default=False
+        Start from where the previous fit ended (its last draws, or its mean).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop the optimiser when
+        the validation score stops improving. Not available to samplers.
+
+    validation_fraction : float, default=0.1
+        Share of the rows held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without progress of more than ``tol`` before an optimiser stops.
+"""
+
+_COMMON_ATTRIBUTES = """
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when ``X`` has string column names.
+
+    posterior_ : SamplePosterior or GaussianPosterior
+        The inferred posterior over all parameters, as arrays.
+
+    model_ : Model
+        The network, likelihood and prior that were fitted.
+
+    inference_ : strategy object
+        The strategy that produced ``posterior_`` (a copy of ``inference``).
+
+    coefs_ : list of ndarray of shape (n_layers - 1,)
+        Posterior mean of the weight matrices; ``coefs_[i]`` maps layer ``i`` to
+        layer ``i + 1``.
+
+    intercepts_ : list of ndarray of shape (n_layers - 1,)
+        Posterior mean of the intercept vectors.
+
+    loss_ : float
+        Loss of the last epoch.
+
+    loss_curve_ : list of float
+        Loss of every epoch: the minibatch average of the negative log posterior
+        per data point (for VI: the negative ELBO per data point).
+
+    best_loss_ : float or None
+        Smallest loss seen by an optimiser; None for samplers and with early stopping.
+
+    validation_scores_ : list of float or None
+        Validation score of every epoch with ``early_stopping=True``, else None.
+
+    best_validation_score_ : float or None
+        Best validation score with ``early_stopping=True``, else None.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    t_ : int
+        Number of training rows seen (``n_iter_ * n_samples``).
+
+    n_layers_ : int
+        Number of layers, input and output included.
+
+    n_outputs_ : int
+        Number of network outputs.
+
+    out_activation_ : str
+        Output activation: 'logistic', 'softmax' or 'identity'.
+
+    diagnostics_ : dict
+        What the strategy reports about its run (steps, thinning, devices, ...).
+"""
+
+
+@serializable
+class BayesianMLPClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
+    __doc__ = f"""Bayesian multi-layer perceptron classifier.
+
+    ``MLPClassifier`` with a posterior over its weights: ``predict_proba`` is the
+    posterior predictive (the mean over posterior draws), ``predict_uncertainty``
+    splits its entropy into aleatoric and epistemic parts, and
+    ``sample_predictions`` gives the per-draw probabilities.
+
+    Parameters
+    ----------
+    {_COMMON_PARAMETERS}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    {_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    BayesianMLPRegressor : The regressor.
+    sklearn.neural_network.MLPClassifier : The non-Bayesian network.
+
+    Notes
+    -----
+    Binary problems use one logistic output (as ``MLPClassifier``), multiclass
+    problems a softmax. ``hidden_layer_sizes`` and ``activation`` may be passed
+    by position, as for ``MLPClassifier``; all other parameters are keyword-only.
+
+    References
+    ----------
+    Li, C., Chen, C., Carlson, D. and Carin, L. (2016). Preconditioned stochastic
+    gradient Langevin dynamics for deep neural networks. AAAI.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skbnn import BayesianMLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> clf = BayesianMLPClassifier((16,), max_iter=100, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 3)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        inference="psgld",
+        alpha=1.0,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.inference = inference
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+
+    def _network(self, n_outputs):
+        return build_mlp(self._hidden_layer_sizes(), self.activation, n_outputs)
+
+
+@serializable
+class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
+    __doc__ = f"""Bayesian multi-layer perceptron regressor.
+
+    ``MLPRegressor`` with a posterior over its weights and a Gaussian noise
+    model: ``predict(X, return_std=True)`` gives the predictive mean and total
+    standard deviation (as ``BayesianRidge``), ``predict_uncertainty`` splits
+    that into noise and parameter parts.
+
+    Parameters
+    ----------
+    {_COMMON_PARAMETERS}
+    noise_std : 'learn' or float, default='learn'
+        Standard deviation of the Gaussian noise, in units of ``y``. 'learn'
+        infers it with the rest (a half-Cauchy prior of scale 0.5 on the
+        standardised scale); a float fixes it. With
+        ``hidden_layer_sizes=()`` and a fixed noise the posterior is exactly that
+        of Bayesian linear regression.
+
+    normalize_y : bool, default=True
+        Standardise each target to zero mean and unit variance before
+        inference, so the prior and the initialisation fit any target scale
+        (predictions are in the original units). With False the prior acts on
+        ``y`` as given.
+
+    Attributes
+    ----------
+    noise_std_ : ndarray of shape (n_outputs,)
+        Posterior mean of the noise standard deviation, in units of ``y``.
+    {_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    BayesianMLPClassifier : The classifier.
+    sklearn.neural_network.MLPRegressor : The non-Bayesian network.
+    sklearn.linear_model.BayesianRidge : Bayesian linear regression.
+
+    Notes
+    -----
+    ``coefs_`` and ``intercepts_`` are in the units of ``y``: the last layer
+    includes the target scaling of ``normalize_y``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbnn import BayesianMLPRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(200, 1))
+    >>> y = np.sin(3 * X[:, 0]) + 0.1 * rng.randn(200)
+    >>> reg = BayesianMLPRegressor((32,), activation="tanh", max_iter=200,
+    ...                            random_state=0).fit(X, y)
+    >>> mean, std = reg.predict(np.array([[0.0], [3.0]]), return_std=True)
+    >>> bool(std[1] > std[0])  # more uncertain far from the data
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseBayesianNetwork._parameter_constraints,
+        "noise_std": [StrOptions({"learn"}), Interval(Real, 0, None, closed="neither")],
+        "normalize_y": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        inference="psgld",
+        alpha=1.0,
+        noise_std="learn",
+        normalize_y=True,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.inference = inference
+        self.alpha = alpha
+        self.noise_std = noise_std
+        self.normalize_y = normalize_y
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+
+    def _network(self, n_outputs):
+        return build_mlp(self._hidden_layer_sizes(), self.activation, n_outputs)

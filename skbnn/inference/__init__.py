@@ -1,0 +1,50 @@
+"""Inference strategies.
+
+``inference=`` on an estimator takes a name from :data:`STRATEGIES` or a
+strategy object (anything with a ``run`` method, such as ``PSGLD(n_chains=4)``).
+"""
+
+from sklearn.base import clone
+
+from .base import BaseStrategy, Data, InferenceResult, Training
+from .map import MAP
+from .psgld import PSGLD
+
+__all__ = [
+    "MAP",
+    "PSGLD",
+    "STRATEGIES",
+    "BaseStrategy",
+    "Data",
+    "InferenceResult",
+    "Training",
+    "resolve_inference",
+]
+
+#: Strategy classes by the name ``inference=`` accepts.
+STRATEGIES = {
+    "map": MAP,
+    "psgld": PSGLD,
+}
+
+
+def resolve_inference(inference):
+    """Return a fresh strategy object for a name or a strategy object.
+
+    A name gives the strategy with its default settings; an object is cloned,
+    so fitting never changes the object the user passed.
+    """
+    if isinstance(inference, str):
+        try:
+            return STRATEGIES[inference]()
+        except KeyError:
+            raise ValueError(
+                f"inference={inference!r} is not a known strategy; "
+                f"choose one of {sorted(STRATEGIES)} or pass a strategy object."
+            ) from None
+    if not callable(getattr(inference, "run", None)):
+        raise TypeError(
+            f"inference must be a strategy name or an object with a run method, "
+            f"got {type(inference).__name__}."
+        )
+    return clone(inference) if hasattr(inference, "get_params") else inference

@@ -1,0 +1,290 @@
+"""What every inference strategy shares.
+
+- :class:`Data` and :func:`device_data`: the training rows, put on the device once.
+- :class:`Training`: the estimator-level loop settings (epochs, batch size,
+  learning rate, stopping rule), the MLP parameters that keep their meaning.
+- :func:`minibatch_indices` and :func:`scan_minibatches`: one epoch is one
+  ``lax.scan`` over minibatches inside a jitted function, with the data on the
+  device.
+- :class:`EpochMonitor`: the Python side between compiled epochs: loss curve,
+  scikit-learn's stopping rule (``tol``, ``n_iter_no_change``,
+  ``early_stopping``), ``verbose`` output, the ``ConvergenceWarning``.
+- :class:`InferenceResult`: what ``run`` returns to the estimator.
+- :class:`BaseStrategy`: the strategy objects (``MAP``, ``PSGLD``, ...) are
+  scikit-learn parameter holders; ``run`` is their one method the estimators
+  call (the ``HasMethods(["run"])`` contract).
+
+Compilation: every jitted function in ``skbnn.inference`` is defined once at
+module level and takes the model and the strategy's numeric settings as pytree
+arguments, and the architecture, batch size and other shape-deciding settings
+as static ones. JAX's own cache then keys compiled programs by that static
+configuration and the array shapes, so refitting a clone on data of the same
+shape compiles nothing.
+"""
+
+import warnings
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+
+from .._types import Array
+from ..model import Batch
+
+__all__ = [
+    "BaseStrategy",
+    "Data",
+    "EpochMonitor",
+    "InferenceResult",
+    "Training",
+    "check_finite",
+    "chain_sharding",
+    "count_batches",
+    "device_data",
+    "minibatch_indices",
+    "scan_minibatches",
+    "single_start",
+    "start_positions",
+]
+
+#: Training rows; the same fields as a minibatch.
+Data = Batch
+
+
+def device_data(X, y, weight) -> Data:
+    """Put the training rows on the default device, in JAX's float dtype."""
+    dtype = jnp.result_type(float)
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(dtype)
+    return Data(jnp.asarray(X, dtype=dtype), y, jnp.asarray(weight, dtype=dtype))
+
+
+class Training(NamedTuple):
+    """Loop settings the estimator passes to every strategy."""
+
+    max_iter: int = 200
+    batch_size: int = 200
+    learning_rate: float = 1e-3
+    shuffle: bool = True
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    early_stopping: bool = False
+    verbose: int = 0
+
+
+class InferenceResult(NamedTuple):
+    """What a strategy's ``run`` returns.
+
+    ``loss_curve`` holds one value per epoch: the minibatch average of the
+    negative log posterior divided by the data size (so that it reads like
+    scikit-learn's ``loss_curve_``), or whatever the strategy documents (the
+    negative ELBO per data point for VI).
+    """
+
+    posterior: object
+    loss_curve: list
+    n_iter: int
+    diagnostics: dict | None = None
+    validation_scores: list | None = None
+    best_loss: float | None = None
+    n_steps: int = 0
+
+
+def minibatch_indices(rng_key, n_rows: int, batch_size: int, shuffle: bool) -> Array:
+    """Row indices of one epoch's minibatches, shape ``(n_batches, batch_size)``.
+
+    ``n_batches = ceil(n_rows / batch_size)``. Every batch has the same size
+    (one compiled step); the last one is completed with rows from the start of
+    the epoch's order, so every row is visited at least once per epoch and each
+    batch is a uniform draw without replacement.
+    """
+    n_batches = count_batches(n_rows, batch_size)
+    order = jax.random.permutation(rng_key, n_rows) if shuffle else jnp.arange(n_rows)
+    n_extra = n_batches * batch_size - n_rows
+    if n_extra:
+        order = jnp.concatenate([order, order[:n_extra]])
+    return order.reshape(n_batches, batch_size)
+
+
+def count_batches(n_rows: int, batch_size: int) -> int:
+    """Number of minibatches per epoch: ``ceil(n_rows / batch_size)``."""
+    return -(-n_rows // batch_size)
+
+
+def scan_minibatches(step_fn, state, data: Data, rng_key, batch_size: int, shuffle: bool):
+    """Run ``step_fn(rng_key, state, batch) -> (state, info)`` over one epoch.
+
+    Meant to be called inside a jitted function: the epoch is one
+    ``lax.scan``; the stacked ``info`` has a leading ``n_batches`` axis.
+    """
+    key_order, key_steps = jax.random.split(rng_key)
+    idx = minibatch_indices(key_order, data.X.shape[0], batch_size, shuffle)
+    step_keys = jax.random.split(key_steps, idx.shape[0])
+
+    def body(state, xs):
+        rows, key = xs
+        batch = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
+        return step_fn(key, state, batch)
+
+    return jax.lax.scan(body, state, (idx, step_keys))
+
+
+def _has_chain_axis(init_params, reference):
+    return jax.tree.leaves(init_params)[0].ndim == jax.tree.leaves(reference)[0].ndim + 1
+
+
+@partial(jax.jit, static_argnames=("input_shape", "n_chains"))
+def start_positions(model, rng_key, input_shape, n_chains: int, init_params=None):
+    """One start per chain, stacked on a leading axis of length ``n_chains``.
+
+    Without ``init_params``, independent initialisations of the network. With
+    it: one point (copied to every chain), or a pytree with a leading chain
+    axis (the last draws of a previous fit, for ``warm_start``), used as is when
+    it has ``n_chains`` entries and averaged to one point otherwise.
+    """
+    if init_params is None:
+        keys = jax.random.split(rng_key, n_chains)
+        return jax.vmap(lambda k: model.init(k, input_shape))(keys)
+    reference = jax.eval_shape(lambda: model.init(rng_key, input_shape))
+    if _has_chain_axis(init_params, reference):
+        if jax.tree.leaves(init_params)[0].shape[0] == n_chains:
+            return jax.tree.map(jnp.asarray, init_params)
+        init_params = jax.tree.map(lambda x: jnp.mean(x, axis=0), init_params)
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_chains, *jnp.shape(x))), init_params)
+
+
+@partial(jax.jit, static_argnames=("input_shape",))
+def single_start(model, rng_key, input_shape, init_params=None):
+    """One start: ``init_params`` (averaged over a chain axis if it has one) or a fresh one."""
+    if init_params is None:
+        return model.init(rng_key, input_shape)
+    reference = jax.eval_shape(lambda: model.init(rng_key, input_shape))
+    if _has_chain_axis(init_params, reference):
+        return jax.tree.map(lambda x: jnp.mean(jnp.asarray(x), axis=0), init_params)
+    return jax.tree.map(jnp.asarray, init_params)
+
+
+def chain_sharding(n_chains: int):
+    """Sharding that splits a leading chain axis over the visible devices.
+
+    Returns ``(chains, replicated)`` shardings, or ``(None, None)`` on one
+    device. Uses the largest number of devices that divides ``n_chains``.
+    """
+    devices = jax.devices()
+    n_dev = max(d for d in range(1, len(devices) + 1) if n_chains % d == 0)
+    if n_dev == 1:
+        return None, None
+    mesh = jax.sharding.Mesh(np.array(devices[:n_dev]), ("chain",))
+    chains = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return chains, replicated
+
+
+@jax.jit
+def _all_finite(tree):
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def check_finite(tree, *, strategy: str, advice: str):
+    """Raise ``ValueError`` when any leaf of ``tree`` holds NaN or inf."""
+    if not bool(_all_finite(tree)):
+        raise ValueError(
+            f"Inference with {strategy!r} produced non-finite parameter values. {advice}"
+        )
+
+
+@jax.jit
+def _validation_score(model, params, data: Data):
+    return model.score(params, data.X, data.y)
+
+
+class EpochMonitor:
+    """Between compiled epochs: record, report, decide to stop.
+
+    The stopping rule is scikit-learn's MLP rule. Without early stopping, an
+    epoch whose training loss is not below ``best_loss - tol`` counts as "no
+    improvement"; with early stopping, one whose validation score (accuracy or
+    R²) is not above ``best_score + tol`` does, and the parameters with the best
+    validation score are kept. Training stops after more than
+    ``n_iter_no_change`` such epochs in a row.
+    """
+
+    def __init__(self, training: Training, *, model=None, validation=None, stopping=True):
+        self.training = training
+        self.model = model
+        self.validation = validation
+        self.stopping = stopping
+        self.loss_curve = []
+        self.validation_scores = [] if validation is not None else None
+        self.best_loss = np.inf
+        self.best_score = -np.inf
+        self.best_params = None
+        self.no_improvement = 0
+        self.converged = False
+
+    def update(self, loss: float, params=None, extra: str = "") -> bool:
+        """Record one epoch; return True when training should stop."""
+        t = self.training
+        self.loss_curve.append(loss)
+        epoch = len(self.loss_curve)
+        if t.verbose:
+            print(f"Iteration {epoch}, loss = {loss:.8f}{extra}")
+        if not self.stopping:
+            return False
+        if self.validation is not None:
+            score = float(_validation_score(self.model, params, self.validation))
+            self.validation_scores.append(score)
+            if t.verbose:
+                print(f"Validation score: {score:.6f}")
+            improved = score >= self.best_score + t.tol
+            if score > self.best_score:
+                self.best_score = score
+                self.best_params = params
+        else:
+            improved = loss <= self.best_loss - t.tol
+        if loss < self.best_loss:
+            self.best_loss = loss
+        self.no_improvement = 0 if improved else self.no_improvement + 1
+        if self.no_improvement > t.n_iter_no_change:
+            self.converged = True
+            if t.verbose:
+                what = "Validation score" if self.validation is not None else "Training loss"
+                print(
+                    f"{what} did not improve more than tol={t.tol:f} for "
+                    f"{t.n_iter_no_change} consecutive epochs. Stopping."
+                )
+            return True
+        return False
+
+    def warn_if_not_converged(self, name: str):
+        if self.stopping and not self.converged:
+            warnings.warn(
+                f"Stochastic Optimizer ({name}): Maximum iterations "
+                f"({self.training.max_iter}) reached and the optimization hasn't "
+                "converged yet. Raise max_iter, or raise tol.",
+                ConvergenceWarning,
+            )
+
+
+class BaseStrategy(BaseEstimator):
+    """Base of the strategy objects (``MAP``, ``PSGLD``, ...).
+
+    They inherit ``BaseEstimator`` only for ``get_params``/``set_params``/``clone``,
+    so ``GridSearchCV`` can search ``inference__<name>``. ``__init__`` stores;
+    ``run`` builds the frozen config and calls the module's pure ``run``.
+    """
+
+    #: The name used by ``inference=`` strings.
+    name = None
+
+    def run(self, model, data: Data, key, *, training: Training, init_params=None,
+            validation: Data | None = None) -> InferenceResult:
+        raise NotImplementedError
+
+    def __repr__(self, N_CHAR_MAX=700):
+        return super().__repr__(N_CHAR_MAX)

@@ -1,0 +1,173 @@
+"""Maximum a posteriori: the non-Bayesian baseline, trained with optax's Adam.
+
+The objective is the negative log posterior per data point: the mean
+(weighted) negative log-likelihood plus the prior's penalty divided by the data
+size, which is scikit-learn MLP's loss (cross-entropy plus
+``alpha/(2 n) ||W||²``). The result is a one-draw :class:`SamplePosterior`.
+Other strategies start from it (Laplace's mode, warm starts).
+"""
+
+import math
+from functools import partial
+from numbers import Real
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from .._types import Params
+from ..posterior import SamplePosterior
+from ..utils._io import serializable
+from ..utils._sklearn_compat import Interval
+from .base import (
+    BaseStrategy,
+    Data,
+    EpochMonitor,
+    InferenceResult,
+    Training,
+    check_finite,
+    count_batches,
+    scan_minibatches,
+    single_start,
+
+)
+
+__all__ = ["MAP", "MAPConfig", "MAPInfo", "MAPState", "init", "run", "step"]
+
+
+class MAPState(NamedTuple):
+    params: Params
+    opt_state: optax.OptState
+
+
+class MAPInfo(NamedTuple):
+    loss: jax.Array  # negative log posterior per data point, on this minibatch
+
+
+@struct.dataclass
+class MAPConfig:
+    """Frozen numeric settings of :func:`run` (pytree leaves: changing them does not recompile)."""
+
+    learning_rate: jax.Array
+    beta_1: jax.Array
+    beta_2: jax.Array
+    epsilon: jax.Array
+
+
+def _optimizer(config: MAPConfig):
+    return optax.adam(config.learning_rate, b1=config.beta_1, b2=config.beta_2, eps=config.epsilon)
+
+
+def init(params, config: MAPConfig) -> MAPState:
+    return MAPState(params, _optimizer(config).init(params))
+
+
+def step(rng_key, state: MAPState, batch, *, model, config: MAPConfig, data_size, n_eff):
+    """One Adam step on the minibatch negative log posterior per data point."""
+    del rng_key  # deterministic given the batch
+
+    def loss_fn(params):
+        return -model.logdensity(params, batch, data_size) / n_eff
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    updates, opt_state = _optimizer(config).update(grads, state.opt_state, state.params)
+    return MAPState(optax.apply_updates(state.params, updates), opt_state), MAPInfo(loss)
+
+
+@partial(jax.jit, static_argnames=("input_shape",))
+def _init(model, config, rng_key, input_shape, init_params):
+    return init(single_start(model, rng_key, input_shape, init_params), config)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "shuffle"))
+def _epoch(model, config, state, data, rng_key, epoch, batch_size, shuffle):
+    rng_key = jax.random.fold_in(rng_key, epoch)
+    data_size = data.X.shape[0]
+    n_eff = jnp.sum(data.weight)
+
+    def step_fn(key, state, batch):
+        return step(key, state, batch, model=model, config=config, data_size=data_size, n_eff=n_eff)
+
+    state, info = scan_minibatches(step_fn, state, data, rng_key, batch_size, shuffle)
+    return state, jnp.mean(info.loss)
+
+
+def run(model, data: Data, config: MAPConfig, key, *, training: Training,
+        init_params=None, validation: Data | None = None) -> InferenceResult:
+    """Train the MAP for up to ``training.max_iter`` epochs with scikit-learn's stopping rule."""
+    key_init, key_epochs = jax.random.split(key)
+    state = _init(model, config, key_init, data.X.shape[1:], init_params)
+    monitor = EpochMonitor(training, model=model, validation=validation)
+    for epoch in range(training.max_iter):
+        state, loss = _epoch(model, config, state, data, key_epochs, epoch,
+                             training.batch_size, training.shuffle)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            break
+        if monitor.update(loss, state.params):
+            break
+    params = monitor.best_params if monitor.best_params is not None else state.params
+    check_finite(params, strategy="map", advice=(
+        "Lower learning_rate_init, raise alpha, or scale the inputs "
+        "(e.g. with StandardScaler)."
+    ))
+    monitor.warn_if_not_converged("map")
+    n_iter = len(monitor.loss_curve)
+    draws = jax.tree.map(lambda x: np.asarray(x)[None, None], params)
+    return InferenceResult(
+        posterior=SamplePosterior(draws),
+        loss_curve=monitor.loss_curve,
+        n_iter=n_iter,
+        diagnostics={},
+        validation_scores=monitor.validation_scores,
+        best_loss=None if validation is not None else monitor.best_loss,
+        n_steps=n_iter * count_batches(data.X.shape[0], training.batch_size),
+    )
+
+
+@serializable
+class MAP(BaseStrategy):
+    """Maximum a posteriori estimate with Adam: the non-Bayesian baseline.
+
+    Parameters
+    ----------
+    learning_rate : float or None, default=None
+        Adam's step size; None uses the estimator's ``learning_rate_init``.
+    beta_1, beta_2, epsilon : float
+        Adam's settings, with scikit-learn MLP's names and defaults.
+
+    Notes
+    -----
+    ``max_iter`` (epochs), ``batch_size``, ``shuffle``, ``tol``,
+    ``n_iter_no_change`` and ``early_stopping`` come from the estimator and mean
+    what they mean for ``MLPClassifier``. The posterior is a single draw, so
+    ``predict_uncertainty`` reports no epistemic part.
+    """
+
+    name = "map"
+
+    _parameter_constraints = {
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, *, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def config(self, training: Training) -> MAPConfig:
+        lr = training.learning_rate if self.learning_rate is None else self.learning_rate
+        return MAPConfig(*(jnp.asarray(v, dtype=jnp.result_type(float))
+                           for v in (lr, self.beta_1, self.beta_2, self.epsilon)))
+
+    def run(self, model, data, key, *, training, init_params=None, validation=None):
+        self._validate_params()
+        return run(model, data, self.config(training), key, training=training,
+                   init_params=init_params, validation=validation)

@@ -1,0 +1,352 @@
+"""Preconditioned stochastic gradient Langevin dynamics (pSGLD; Li et al., 2016).
+
+SGLD with RMSprop's diagonal preconditioner. Three small parts, composed the
+way blackjax composes SGLD:
+
+- the gradient estimator: ``Model.logdensity`` on a minibatch, i.e. the log
+  prior plus ``n / batch`` times the batch log-likelihood;
+- the preconditioner :func:`preconditioner`: ``G = 1 / (n (eps + sqrt(V)))``
+  where ``V`` is optax's exponential moving average of the squared
+  per-data-point gradient (Li et al.'s ``V`` and ``lambda``), bias-corrected as
+  in Adam so the first steps are not huge;
+- the Langevin update :func:`langevin_update`:
+  ``theta + h G grad + sqrt(2 h G T) xi`` for step size ``h`` and temperature ``T``.
+
+With ``G`` built from the full-data-scale gradient, ``h`` plays the part of an
+RMSprop learning rate (the estimator's ``learning_rate_init`` is its default).
+Li et al.'s step size is ``2 h / n``. Their ``Gamma`` correction term is left
+out, as in their experiments.
+
+The step size is constant or decays polynomially from ``step_size`` to
+``step_size_final`` over the run (jax-sgmc's ``polynomial_step_size_first_last``).
+The first ``burn_in`` share of the steps is discarded; of the rest, ``n_draws``
+evenly spaced states per chain are kept (thinning), the last one at the last
+step. Chains are vmapped, share the minibatch order and differ in their start
+and their noise; with several devices the chain axis is sharded over them.
+"""
+
+import math
+from functools import partial
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from .._types import Params
+from ..posterior import SamplePosterior
+from ..utils._io import serializable
+from ..utils._sklearn_compat import Interval
+from .base import (
+    BaseStrategy,
+    Data,
+    EpochMonitor,
+    InferenceResult,
+    Training,
+    chain_sharding,
+    check_finite,
+    count_batches,
+    scan_minibatches,
+    start_positions,
+
+)
+
+__all__ = [
+    "PSGLD",
+    "PSGLDConfig",
+    "PSGLDInfo",
+    "PSGLDState",
+    "init",
+    "langevin_update",
+    "preconditioner",
+    "run",
+    "step",
+    "step_size_schedule",
+]
+
+
+class PSGLDState(NamedTuple):
+    params: Params  # current position
+    sq_grad_avg: Params  # RMSprop's moving average of squared per-point gradients
+    count: jax.Array  # steps taken, for the schedule and the bias correction
+
+
+class PSGLDInfo(NamedTuple):
+    loss: jax.Array  # minibatch negative log posterior per data point
+    step_size: jax.Array
+
+
+@struct.dataclass
+class PSGLDConfig:
+    """Frozen settings of :func:`run`.
+
+    Numeric settings are pytree leaves (new values reuse the compiled
+    program); the chain and draw counts fix array shapes and are static.
+    """
+
+    step_size: jax.Array
+    step_size_final: jax.Array
+    step_size_power: jax.Array
+    temperature: jax.Array
+    rms_decay: jax.Array
+    eps: jax.Array
+    burn_in: jax.Array
+    decay: bool = struct.field(pytree_node=False, default=False)
+    n_chains: int = struct.field(pytree_node=False, default=1)
+    n_draws: int = struct.field(pytree_node=False, default=20)
+
+
+class SavePlan(NamedTuple):
+    """Which steps are kept: steps ``first_save + k * thin`` (1-based), ``k < n_draws``."""
+
+    total_steps: jax.Array
+    first_save: jax.Array
+    thin: jax.Array
+
+
+def step_size_schedule(config: PSGLDConfig, total_steps):
+    """Step size as a function of the step count (an optax-style schedule).
+
+    Constant, or ``a (b + t)^-power`` with ``a, b`` set so that it equals
+    ``step_size`` at ``t = 0`` and ``step_size_final`` at ``t = total_steps``.
+    """
+    first = config.step_size
+    if not config.decay:
+        return lambda count: first
+    ratio = first / config.step_size_final
+    power = config.step_size_power
+    b = total_steps / (ratio ** (1.0 / power) - 1.0)
+    return lambda count: first * (b / (b + count)) ** power
+
+
+def init(params) -> PSGLDState:
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return PSGLDState(params, zeros, jnp.zeros((), dtype=jnp.int32))
+
+
+def preconditioner(sq_grad_avg, count, *, decay, eps, data_size):
+    """RMSprop preconditioner ``1 / (n (eps + sqrt(V_hat)))`` per parameter."""
+    v_hat = optax.tree.bias_correction(sq_grad_avg, decay, count)
+    return jax.tree.map(lambda v: 1.0 / (data_size * (eps + jnp.sqrt(v))), v_hat)
+
+
+def langevin_update(rng_key, params, grad, precond, step_size, temperature):
+    """Preconditioned Euler-Maruyama step of Langevin dynamics (ascent on the log density)."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(rng_key, len(leaves))
+    noise = jax.tree.unflatten(
+        treedef, [jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
+    )
+    return jax.tree.map(
+        lambda p, g, m, z: p + step_size * m * g + jnp.sqrt(2.0 * step_size * m * temperature) * z,
+        params, grad, precond, noise,
+    )
+
+
+def step(rng_key, state: PSGLDState, batch, *, model, config: PSGLDConfig, schedule,
+         data_size, n_eff):
+    """One pSGLD step for one chain."""
+    logdensity, grad = jax.value_and_grad(model.logdensity)(state.params, batch, data_size)
+    mean_grad = jax.tree.map(lambda g: g / data_size, grad)
+    sq_grad_avg = optax.tree.update_moment_per_elem_norm(
+        mean_grad, state.sq_grad_avg, config.rms_decay, 2
+    )
+    count = state.count + 1
+    precond = preconditioner(sq_grad_avg, count, decay=config.rms_decay, eps=config.eps,
+                             data_size=data_size)
+    h = schedule(state.count)
+    params = langevin_update(rng_key, state.params, grad, precond, h, config.temperature)
+    return PSGLDState(params, sq_grad_avg, count), PSGLDInfo(-logdensity / n_eff, h)
+
+
+def _store(draws, params, plan: SavePlan, count):
+    """Write ``params`` (leading chain axis) into slot k of ``draws`` when this step is kept."""
+    n_draws = jax.tree.leaves(draws)[0].shape[1]
+    offset = count - plan.first_save
+    keep = (offset >= 0) & (offset % plan.thin == 0)
+    slot = jnp.where(keep, offset // plan.thin, n_draws)  # out of range: dropped
+    return jax.tree.map(lambda buf, p: buf.at[:, slot].set(p, mode="drop"), draws, params)
+
+
+@partial(jax.jit, static_argnames=("input_shape",))
+def _init(model, config, rng_key, input_shape, init_params):
+    params = start_positions(model, rng_key, input_shape, config.n_chains, init_params)
+    draws = jax.tree.map(
+        lambda p: jnp.zeros((config.n_chains, config.n_draws, *p.shape[1:]), p.dtype), params
+    )
+    return jax.vmap(init)(params), draws
+
+
+@partial(jax.jit, static_argnames=("batch_size", "shuffle"), donate_argnums=(2, 3))
+def _epoch(model, config, states, draws, data, rng_key, epoch, plan, batch_size, shuffle):
+    rng_key = jax.random.fold_in(rng_key, epoch)
+    data_size = data.X.shape[0]
+    n_eff = jnp.sum(data.weight)
+    schedule = step_size_schedule(config, plan.total_steps)
+    one_chain = partial(step, model=model, config=config, schedule=schedule,
+                        data_size=data_size, n_eff=n_eff)
+
+    def step_fn(key, carry, batch):
+        states, draws = carry
+        keys = jax.random.split(key, config.n_chains)
+        states, info = jax.vmap(one_chain, in_axes=(0, 0, None))(keys, states, batch)
+        return (states, _store(draws, states.params, plan, states.count[0])), info
+
+    (states, draws), info = scan_minibatches(
+        step_fn, (states, draws), data, rng_key, batch_size, shuffle
+    )
+    return states, draws, jnp.mean(info.loss), info.step_size[-1, 0]
+
+
+def save_plan(config: PSGLDConfig, total_steps: int) -> SavePlan:
+    """Thinning plan; raises when fewer steps follow burn-in than draws are asked for."""
+    n_burn = math.floor(float(config.burn_in) * total_steps)
+    n_sampling = total_steps - n_burn
+    thin = n_sampling // config.n_draws
+    if thin < 1:
+        raise ValueError(
+            f"PSGLD keeps n_draws={config.n_draws} draws per chain, but only "
+            f"{n_sampling} of the {total_steps} steps follow burn-in "
+            f"(burn_in={float(config.burn_in):g}). Raise max_iter, lower burn_in or "
+            "lower n_draws."
+        )
+    first_save = total_steps - (config.n_draws - 1) * thin
+    return SavePlan(*(jnp.asarray(v, dtype=jnp.int32) for v in (total_steps, first_save, thin)))
+
+
+def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
+        init_params=None, validation: Data | None = None) -> InferenceResult:
+    """Run ``config.n_chains`` pSGLD chains for ``training.max_iter`` epochs."""
+    del validation  # a sampler runs its whole budget; see PSGLD.run
+    n_rows = data.X.shape[0]
+    total_steps = training.max_iter * count_batches(n_rows, training.batch_size)
+    plan = save_plan(config, total_steps)
+    key_init, key_epochs = jax.random.split(key)
+    states, draws = _init(model, config, key_init, data.X.shape[1:], init_params)
+    chains, replicated = chain_sharding(config.n_chains)
+    if chains is not None:
+        states, draws = jax.device_put((states, draws), chains)
+        data = jax.device_put(data, replicated)
+
+    monitor = EpochMonitor(training, stopping=False)
+    thin, first_save = int(plan.thin), int(plan.first_save)
+    advice = (
+        f"Lower step_size (now {float(config.step_size):g}), raise alpha, or scale the "
+        "inputs (e.g. with StandardScaler)."
+    )
+    for epoch in range(training.max_iter):
+        states, draws, loss, h = _epoch(
+            model, config, states, draws, data, key_epochs, epoch, plan,
+            training.batch_size, training.shuffle,
+        )
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"Inference with 'psgld' diverged at epoch {epoch + 1}: the log posterior "
+                f"is no longer finite. {advice}"
+            )
+        done = (epoch + 1) * count_batches(n_rows, training.batch_size)
+        kept = int(np.clip((done - first_save) // thin + 1, 0, config.n_draws))
+        monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = {kept}")
+    check_finite(draws, strategy="psgld", advice=advice)
+    return InferenceResult(
+        posterior=SamplePosterior(jax.device_get(draws)),
+        loss_curve=monitor.loss_curve,
+        n_iter=training.max_iter,
+        diagnostics={
+            "n_steps": total_steps,
+            "thin": thin,
+            "burn_in_steps": first_save - 1,
+            "n_devices": 1 if chains is None else len(chains.mesh.devices.flat),
+        },
+        n_steps=total_steps,
+    )
+
+
+@serializable
+class PSGLD(BaseStrategy):
+    """Preconditioned SGLD (Li et al., 2016): the default strategy.
+
+    Parameters
+    ----------
+    step_size : float or None, default=None
+        First step size ``h`` (an RMSprop learning rate, see the module notes);
+        None uses the estimator's ``learning_rate_init``.
+    step_size_final : float or None, default=None
+        Last step size of a polynomial decay; None keeps the step size constant.
+    step_size_power : float, default=0.33
+        Power of the polynomial decay.
+    burn_in : float, default=0.5
+        Share of the steps discarded before draws are kept.
+    n_draws : int, default=20
+        Draws kept per chain, evenly spaced over the steps after burn-in.
+    n_chains : int, default=1
+        Independent chains, vmapped (and sharded over devices when several are visible).
+    temperature : float, default=1.0
+        Posterior temperature ``T``: the chains target ``p(theta | data)^(1/T)``.
+    rms_decay : float, default=0.99
+        Decay of the moving average of squared gradients (Li et al.'s alpha).
+    eps : float, default=1e-5
+        Damping of the preconditioner, on the per-data-point gradient scale
+        (Li et al.'s lambda).
+
+    Notes
+    -----
+    A sampler runs its whole budget of ``max_iter`` epochs: ``tol`` and
+    ``n_iter_no_change`` do not apply and ``early_stopping=True`` is refused.
+    """
+
+    name = "psgld"
+
+    _parameter_constraints = {
+        "step_size": [Interval(Real, 0, None, closed="neither"), None],
+        "step_size_final": [Interval(Real, 0, None, closed="neither"), None],
+        "step_size_power": [Interval(Real, 0, None, closed="neither")],
+        "burn_in": [Interval(Real, 0, 1, closed="left")],
+        "n_draws": [Interval(Integral, 1, None, closed="left")],
+        "n_chains": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "rms_decay": [Interval(Real, 0, 1, closed="left")],
+        "eps": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, *, step_size=None, step_size_final=None, step_size_power=0.33,
+                 burn_in=0.5, n_draws=20, n_chains=1, temperature=1.0, rms_decay=0.99,
+                 eps=1e-5):
+        self.step_size = step_size
+        self.step_size_final = step_size_final
+        self.step_size_power = step_size_power
+        self.burn_in = burn_in
+        self.n_draws = n_draws
+        self.n_chains = n_chains
+        self.temperature = temperature
+        self.rms_decay = rms_decay
+        self.eps = eps
+
+    def config(self, training: Training) -> PSGLDConfig:
+        first = training.learning_rate if self.step_size is None else self.step_size
+        last = first if self.step_size_final is None else self.step_size_final
+        dtype = jnp.result_type(float)
+        return PSGLDConfig(
+            *(jnp.asarray(v, dtype=dtype) for v in (
+                first, last, self.step_size_power, self.temperature, self.rms_decay, self.eps,
+                self.burn_in,
+            )),
+            decay=self.step_size_final is not None and last != first,
+            n_chains=int(self.n_chains),
+            n_draws=int(self.n_draws),
+        )
+
+    def run(self, model, data, key, *, training, init_params=None, validation=None):
+        self._validate_params()
+        if training.early_stopping:
+            raise ValueError(
+                "early_stopping=True is not supported with inference='psgld': a sampler runs "
+                "its whole budget of max_iter epochs. Set early_stopping=False, or use "
+                "inference='map'."
+            )
+        return run(model, data, self.config(training), key, training=training,
+                   init_params=init_params)

@@ -1,0 +1,56 @@
+"""The network contract: a hashable description with ``init`` and ``apply``.
+
+Only parameter pytrees and these two functions leave ``skbnn.networks``; the
+flax modules stay inside. A network is a frozen dataclass, so two networks with
+the same architecture compare and hash equal: that is what lets jitted
+functions that take a model as a static argument be reused across fits.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["ACTIVATIONS", "Network"]
+
+ACTIVATIONS = {
+    "identity": lambda x: x,
+    "logistic": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """Base class of skbnn networks.
+
+    Subclasses implement ``_module()`` (the flax module) and list their dense
+    layers in order in ``layer_names``; parameters are
+    ``{layer_name: {"kernel": (fan_in, fan_out) or conv shape, "bias": (fan_out,)}}``.
+    """
+
+    def _module(self):
+        raise NotImplementedError
+
+    @property
+    def layer_names(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def last_layer(self) -> str:
+        """Name of the output layer (the one last-layer methods act on)."""
+        return self.layer_names[-1]
+
+    def activation_size(self, input_shape) -> int:
+        """Number of values of the largest activation for one input row (sizes prediction chunks)."""
+        raise NotImplementedError
+
+    def init(self, rng_key, input_shape):
+        """Draw initial parameters for inputs of shape ``(n_samples, *input_shape)``."""
+        dummy = jnp.zeros((1, *input_shape), dtype=jnp.result_type(float))
+        return self._module().init(rng_key, dummy)["params"]
+
+    def apply(self, params, X):
+        """Network outputs for a batch ``X``: shape ``(n_samples, n_outputs)``."""
+        return self._module().apply({"params": params}, X)
