@@ -8,6 +8,7 @@ prediction methods evaluate the posterior predictive and reduce it with numpy.
 """
 
 import warnings
+from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -19,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .inference import STRATEGIES, resolve_inference
 from .inference.base import Training, device_data
@@ -71,9 +72,9 @@ def _float_dtype():
     return np.dtype(jnp.result_type(float))
 
 
-@jax.jit
-def _noise_per_draw(likelihood, lik_draws):
-    return jax.vmap(likelihood.noise)(lik_draws)
+@partial(jax.jit, static_argnums=2)
+def _noise_per_draw(likelihood, lik_draws, n_draws):
+    return jax.vmap(likelihood.noise, axis_size=n_draws)(lik_draws)
 
 
 def _entropy(p, axis=-1):
@@ -159,14 +160,14 @@ class BaseBayesianNetwork(BaseEstimator):
         """
         warm = bool(self.warm_start) and hasattr(self, "posterior_")
         X, y = validate_data(
-            self, X, y, reset=not warm, accept_sparse=["csr", "csc"],
-            multi_output=not is_classifier(self), y_numeric=not is_classifier(self),
-            dtype=(np.float64, np.float32), ensure_min_samples=2,
+            self, X, y, reset=not warm, accept_sparse=["csr", "csc"], multi_output=True,
+            y_numeric=not is_classifier(self), dtype=(np.float64, np.float32),
+            ensure_min_samples=2,
         )
         self._hidden_layer_sizes()  # fail early on a bad architecture
         X = self._prepare_inputs(X)
-        y_enc, likelihood = self._encode_targets(y, warm)
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        y_enc, likelihood = self._encode_targets(y, sample_weight, warm)
         strategy = resolve_inference(self.inference)
         model = Model(
             self._network(likelihood.n_network_outputs), likelihood,
@@ -319,7 +320,9 @@ class BaseBayesianNetwork(BaseEstimator):
 class BayesianClassifierMixin(ClassifierMixin):
     """Targets, predictive reductions and tags of the skbnn classifiers."""
 
-    def _encode_targets(self, y, warm):
+    def _encode_targets(self, y, sample_weight, warm):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         target_type = type_of_target(y, input_name="y")
         if target_type not in ("binary", "multiclass"):
@@ -375,7 +378,8 @@ class BayesianClassifierMixin(ClassifierMixin):
 
     def predict(self, X):
         """The class with the highest posterior predictive probability."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_uncertainty(self, X):
         """Predictive entropy and its split into aleatoric and epistemic parts.
@@ -402,7 +406,7 @@ class BayesianClassifierMixin(ClassifierMixin):
 class BayesianRegressorMixin(RegressorMixin):
     """Targets, predictive reductions and tags of the skbnn regressors."""
 
-    def _encode_targets(self, y, warm):
+    def _encode_targets(self, y, sample_weight, warm):
         y = np.asarray(y, dtype=np.float64)
         y2 = y.reshape(y.shape[0], -1)
         n_outputs = y2.shape[1]
@@ -412,8 +416,10 @@ class BayesianRegressorMixin(RegressorMixin):
                 f"({self.n_outputs_}), got {n_outputs}."
             )
         if self.normalize_y:
-            mean = y2.mean(axis=0)
-            scale = y2.std(axis=0)
+            # weighted moments: a row of weight k counts as k copies
+            w = sample_weight / sample_weight.sum()
+            mean = w @ y2
+            scale = np.sqrt(w @ (y2 - mean) ** 2)
             scale = np.where(scale > 10 * np.finfo(np.float64).eps, scale, 1.0)
         else:
             mean, scale = np.zeros(n_outputs), np.ones(n_outputs)
@@ -438,7 +444,8 @@ class BayesianRegressorMixin(RegressorMixin):
     def _store_fit(self, result, model, strategy, n_train):
         super()._store_fit(result, model, strategy, n_train)
         draws = self.posterior_.predictive_draws()
-        noise = _noise_per_draw(self.model_.likelihood, draws["likelihood"])
+        n_draws = jax.tree.leaves(draws)[0].shape[0]
+        noise = _noise_per_draw(self.model_.likelihood, draws["likelihood"], n_draws)
         self.noise_std_ = np.asarray(noise).mean(axis=0) * self._y_scale
 
     def _moments(self, X):

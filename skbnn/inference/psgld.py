@@ -71,7 +71,8 @@ __all__ = [
 class PSGLDState(NamedTuple):
     params: Params  # current position
     sq_grad_avg: Params  # RMSprop's moving average of squared per-point gradients
-    count: jax.Array  # steps taken, for the schedule and the bias correction
+    count: jax.Array  # steps taken, for the step-size schedule
+    n_adapted: jax.Array  # steps that updated sq_grad_avg, for its bias correction
 
 
 class PSGLDInfo(NamedTuple):
@@ -95,16 +96,21 @@ class PSGLDConfig:
     eps: jax.Array
     burn_in: jax.Array
     decay: bool = struct.field(pytree_node=False, default=False)
+    freeze_preconditioner: bool = struct.field(pytree_node=False, default=True)
     n_chains: int = struct.field(pytree_node=False, default=1)
     n_draws: int = struct.field(pytree_node=False, default=20)
 
 
 class SavePlan(NamedTuple):
-    """Which steps are kept: steps ``first_save + k * thin`` (1-based), ``k < n_draws``."""
+    """Which steps are kept: steps ``first_save + k * thin`` (1-based), ``k < n_draws``.
+
+    The preconditioner adapts during the first ``burn_in_steps`` steps only.
+    """
 
     total_steps: jax.Array
     first_save: jax.Array
     thin: jax.Array
+    burn_in_steps: jax.Array
 
 
 def step_size_schedule(config: PSGLDConfig, total_steps):
@@ -124,11 +130,16 @@ def step_size_schedule(config: PSGLDConfig, total_steps):
 
 def init(params) -> PSGLDState:
     zeros = jax.tree.map(jnp.zeros_like, params)
-    return PSGLDState(params, zeros, jnp.zeros((), dtype=jnp.int32))
+    zero = jnp.zeros((), dtype=jnp.int32)
+    return PSGLDState(params, zeros, zero, zero)
 
 
 def preconditioner(sq_grad_avg, count, *, decay, eps, data_size):
-    """RMSprop preconditioner ``1 / (n (eps + sqrt(V_hat)))`` per parameter."""
+    """RMSprop preconditioner ``1 / (n (eps + sqrt(V_hat)))`` per parameter.
+
+    ``n`` is the data size: the total sample weight, so that a row of weight 2
+    acts exactly like two copies of the row.
+    """
     v_hat = optax.tree.bias_correction(sq_grad_avg, decay, count)
     return jax.tree.map(lambda v: 1.0 / (data_size * (eps + jnp.sqrt(v))), v_hat)
 
@@ -147,19 +158,22 @@ def langevin_update(rng_key, params, grad, precond, step_size, temperature):
 
 
 def step(rng_key, state: PSGLDState, batch, *, model, config: PSGLDConfig, schedule,
-         data_size, n_eff):
-    """One pSGLD step for one chain."""
+         data_size, n_eff, adapt=True):
+    """One pSGLD step for one chain; the preconditioner adapts only while ``adapt``."""
     logdensity, grad = jax.value_and_grad(model.logdensity)(state.params, batch, data_size)
-    mean_grad = jax.tree.map(lambda g: g / data_size, grad)
-    sq_grad_avg = optax.tree.update_moment_per_elem_norm(
+    mean_grad = jax.tree.map(lambda g: g / n_eff, grad)
+    updated = optax.tree.update_moment_per_elem_norm(
         mean_grad, state.sq_grad_avg, config.rms_decay, 2
     )
-    count = state.count + 1
-    precond = preconditioner(sq_grad_avg, count, decay=config.rms_decay, eps=config.eps,
-                             data_size=data_size)
+    sq_grad_avg = jax.tree.map(lambda new, old: jnp.where(adapt, new, old), updated,
+                               state.sq_grad_avg)
+    n_adapted = state.n_adapted + jnp.asarray(adapt, dtype=jnp.int32)
+    precond = preconditioner(sq_grad_avg, n_adapted, decay=config.rms_decay, eps=config.eps,
+                             data_size=n_eff)
     h = schedule(state.count)
     params = langevin_update(rng_key, state.params, grad, precond, h, config.temperature)
-    return PSGLDState(params, sq_grad_avg, count), PSGLDInfo(-logdensity / n_eff, h)
+    new_state = PSGLDState(params, sq_grad_avg, state.count + 1, n_adapted)
+    return new_state, PSGLDInfo(-logdensity / n_eff, h)
 
 
 def _store(draws, params, plan: SavePlan, count):
@@ -192,7 +206,10 @@ def _epoch(model, config, states, draws, data, rng_key, epoch, plan, batch_size,
     def step_fn(key, carry, batch):
         states, draws = carry
         keys = jax.random.split(key, config.n_chains)
-        states, info = jax.vmap(one_chain, in_axes=(0, 0, None))(keys, states, batch)
+        adapt = states.count[0] < plan.burn_in_steps
+        states, info = jax.vmap(partial(one_chain, adapt=adapt), in_axes=(0, 0, None))(
+            keys, states, batch
+        )
         return (states, _store(draws, states.params, plan, states.count[0])), info
 
     (states, draws), info = scan_minibatches(
@@ -214,7 +231,9 @@ def save_plan(config: PSGLDConfig, total_steps: int) -> SavePlan:
             "lower n_draws."
         )
     first_save = total_steps - (config.n_draws - 1) * thin
-    return SavePlan(*(jnp.asarray(v, dtype=jnp.int32) for v in (total_steps, first_save, thin)))
+    adapt_steps = max(n_burn, 1) if config.freeze_preconditioner else total_steps
+    return SavePlan(*(jnp.asarray(v, dtype=jnp.int32)
+                      for v in (total_steps, first_save, thin, adapt_steps)))
 
 
 def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
@@ -292,6 +311,13 @@ class PSGLD(BaseStrategy):
     eps : float, default=1e-5
         Damping of the preconditioner, on the per-data-point gradient scale
         (Li et al.'s lambda).
+    freeze_preconditioner : bool, default=True
+        Adapt the preconditioner during burn-in only and keep it fixed while
+        draws are kept. Li et al. adapt throughout and drop the correction term
+        that a changing preconditioner needs; that overstates the posterior
+        spread (by about 10% on a linear-Gaussian model). With a fixed
+        preconditioner the dynamics target the posterior exactly, up to the
+        step-size and minibatch errors.
 
     Notes
     -----
@@ -311,11 +337,12 @@ class PSGLD(BaseStrategy):
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "rms_decay": [Interval(Real, 0, 1, closed="left")],
         "eps": [Interval(Real, 0, None, closed="neither")],
+        "freeze_preconditioner": ["boolean"],
     }
 
     def __init__(self, *, step_size=None, step_size_final=None, step_size_power=0.33,
                  burn_in=0.5, n_draws=20, n_chains=1, temperature=1.0, rms_decay=0.99,
-                 eps=1e-5):
+                 eps=1e-5, freeze_preconditioner=True):
         self.step_size = step_size
         self.step_size_final = step_size_final
         self.step_size_power = step_size_power
@@ -325,6 +352,7 @@ class PSGLD(BaseStrategy):
         self.temperature = temperature
         self.rms_decay = rms_decay
         self.eps = eps
+        self.freeze_preconditioner = freeze_preconditioner
 
     def config(self, training: Training) -> PSGLDConfig:
         first = training.learning_rate if self.step_size is None else self.step_size
@@ -336,6 +364,7 @@ class PSGLD(BaseStrategy):
                 self.burn_in,
             )),
             decay=self.step_size_final is not None and last != first,
+            freeze_preconditioner=bool(self.freeze_preconditioner),
             n_chains=int(self.n_chains),
             n_draws=int(self.n_draws),
         )

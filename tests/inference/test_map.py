@@ -1,0 +1,72 @@
+"""MAP: the posterior mode, and scikit-learn's stopping rule."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
+from skbnn.inference import MAP
+
+from .._conjugate import linear_draws, linear_gaussian_problem
+
+
+def test_map_is_the_exact_posterior_mode():
+    # For the conjugate model the mode is the posterior mean; full-batch Adam
+    # run to a plateau lands within 1% of a posterior sd of it.
+    p = linear_gaussian_problem()
+    reg = BayesianMLPRegressor(
+        (), inference="map", noise_std=p.noise_std, normalize_y=False, alpha=p.alpha,
+        batch_size=200, learning_rate_init=0.01, tol=0.0, max_iter=3000, random_state=0,
+    ).fit(p.X, p.y)
+    theta = linear_draws(reg.posterior_.flatten())
+    assert theta.shape == (1, 4)
+    sd = np.sqrt(np.diag(p.cov))
+    np.testing.assert_array_less(np.abs(theta[0] - p.mean) / sd, 0.01)
+    # coefs_/intercepts_ are that mode, in MLPRegressor's layout
+    np.testing.assert_allclose(reg.coefs_[0][:, 0], theta[0, :3], rtol=1e-6)
+    np.testing.assert_allclose(reg.intercepts_[0], theta[0, 3:], rtol=1e-6)
+
+
+def test_stops_when_loss_plateaus_like_mlp(digits_split):
+    X_train, _, y_train, _ = digits_split
+    clf = BayesianMLPClassifier((32,), inference="map", max_iter=500, tol=1e-2,
+                                n_iter_no_change=3, random_state=0).fit(X_train, y_train)
+    assert clf.n_iter_ < 500
+    assert len(clf.loss_curve_) == clf.n_iter_
+    # scikit-learn's rule: an epoch whose loss is not below the best so far by
+    # tol is "no improvement"; more than n_iter_no_change in a row stop training
+    curve = clf.loss_curve_
+    stale = [curve[i] > min(curve[:i]) - 1e-2 for i in range(1, len(curve))]
+    assert all(stale[-4:])
+    runs = "".join("x" if s else "." for s in stale[:-4])
+    assert "xxxx" not in runs
+    assert clf.best_loss_ == pytest.approx(min(clf.loss_curve_))
+
+
+def test_budget_exhausted_warns():
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(3\\)"):
+        BayesianMLPClassifier((4,), inference="map", max_iter=3, random_state=0).fit(X, y)
+
+
+def test_early_stopping_keeps_the_best_validation_parameters(digits_split):
+    X_train, _, y_train, _ = digits_split
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = BayesianMLPClassifier((32,), inference="map", early_stopping=True,
+                                    n_iter_no_change=2, max_iter=200,
+                                    random_state=0).fit(X_train, y_train)
+    assert clf.n_iter_ < 200
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.best_loss_ is None
+
+
+def test_adam_settings_are_searchable_parameters():
+    est = BayesianMLPClassifier(inference=MAP(beta_1=0.8))
+    assert est.get_params()["inference__beta_1"] == 0.8
+    est.set_params(inference__learning_rate=0.05)
+    assert est.inference.learning_rate == 0.05
