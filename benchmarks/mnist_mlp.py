@@ -1,0 +1,165 @@
+"""MNIST 784-300-100-10 ReLU MLP: scikit-learn's MLPClassifier against skbnn, in one process.
+
+Every row trains the same architecture with batch 128 for the same number of
+epochs on pixels scaled to [0, 1], then predicts the 10,000 MNIST test digits
+and the 10,000 Fashion-MNIST test images (inputs the model never saw the like
+of). Columns:
+
+- fit s: wall time of ``fit`` (skbnn: programs already compiled by a one-epoch
+  warm-up fit on the same shapes; the compile time is its own column);
+- s/epoch and x sklearn: fit time per epoch, and as a ratio to MLPClassifier's;
+- predict s: predicting the 10,000 test digits with every kept draw;
+- acc, NLL, ECE (15 equal-width bins on the top probability), Brier (multiclass);
+- F>=0.6: share of Fashion-MNIST images given a top probability >= 0.6;
+- AUROC: MNIST-test vs Fashion-MNIST-test separated by predictive entropy.
+
+Run: python benchmarks/mnist_mlp.py [--data-dir ../shared/data] [--epochs 20]
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.neural_network import MLPClassifier
+
+from skbnn import BayesianMLPClassifier
+from skbnn.datasets import load_mnist
+from skbnn.inference import MAP, PSGLD
+from skbnn.metrics import brier_score, expected_calibration_error, ood_auroc
+
+HIDDEN = (300, 100)
+BATCH = 128
+
+
+def entropy(p):
+    return -np.sum(np.where(p > 0, p * np.log(np.clip(p, 1e-300, None)), 0.0), axis=1)
+
+
+def sklearn_row(args, data):
+    X, y = data["train"]
+    clf = MLPClassifier(HIDDEN, batch_size=BATCH, max_iter=args.epochs, tol=0.0,
+                        n_iter_no_change=args.epochs + 1, random_state=args.seed)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    fit = time.perf_counter() - t0
+    return clf, fit, 0.0, clf.n_iter_
+
+
+def skbnn_row(args, data, inference):
+    X, y = data["train"]
+
+    def make(epochs):
+        return BayesianMLPClassifier(HIDDEN, inference=inference, batch_size=BATCH,
+                                     max_iter=epochs, tol=0.0,
+                                     n_iter_no_change=epochs + 1, random_state=args.seed)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # one epoch with the same settings compiles every program the timed fit
+        # uses (the epoch count is not part of the compiled configuration)
+        t0 = time.perf_counter()
+        make(1).fit(X, y).predict_proba(data["test"][0][:10])
+        warmup_s = time.perf_counter() - t0
+        clf = make(args.epochs)
+        t0 = time.perf_counter()
+        clf.fit(X, y)
+        fit = time.perf_counter() - t0
+    return clf, fit, max(warmup_s - fit / clf.n_iter_, 0.0), clf.n_iter_
+
+
+def evaluate(clf, data):
+    X_test, y_test = data["test"]
+    t0 = time.perf_counter()
+    p = clf.predict_proba(X_test)
+    predict_s = time.perf_counter() - t0
+    p_fashion = clf.predict_proba(data["fashion"][0])
+    return {
+        "predict s": predict_s,
+        "acc": accuracy_score(y_test, p.argmax(1)),
+        "NLL": log_loss(y_test, p, labels=np.arange(10)),
+        "ECE": expected_calibration_error(y_test, p, n_bins=15),
+        "Brier": brier_score(y_test, p),
+        "F>=0.6": float(np.mean(p_fashion.max(1) >= 0.6)),
+        "AUROC": ood_auroc(entropy(p), entropy(p_fashion)),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--n-train", type=int, default=None, help="use the first N training rows")
+    parser.add_argument("--n-draws", type=int, default=20, help="pSGLD draws kept per chain")
+    parser.add_argument("--step-size", type=float, default=None, help="pSGLD first step size")
+    parser.add_argument("--step-size-final", type=float, default=None)
+    parser.add_argument("--burn-in", type=float, default=0.5)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
+                        help="comma-separated subset of sklearn,map,psgld1,psgld4")
+    args = parser.parse_args(argv)
+
+    data = {
+        "train": load_mnist(args.data_dir, split="train"),
+        "test": load_mnist(args.data_dir, split="test"),
+        "fashion": load_mnist(args.data_dir, kind="fashion-mnist", split="test"),
+    }
+    if args.n_train:
+        data["train"] = tuple(a[: args.n_train] for a in data["train"])
+
+    def psgld(n_chains):
+        return PSGLD(n_chains=n_chains, n_draws=args.n_draws, step_size=args.step_size,
+                     step_size_final=args.step_size_final, burn_in=args.burn_in,
+                     temperature=args.temperature)
+
+    makers = {
+        "sklearn": ("sklearn MLPClassifier", lambda: sklearn_row(args, data)),
+        "map": ("skbnn map", lambda: skbnn_row(args, data, MAP())),
+        "psgld1": ("skbnn psgld 1 chain", lambda: skbnn_row(args, data, psgld(1))),
+        "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
+    }
+    rows = []
+    for key in args.rows.split(","):
+        name, make = makers[key]
+        clf, fit, compile_s, n_iter = make()
+        row = {"method": name, "fit s": fit, "compile s": compile_s, "s/epoch": fit / n_iter}
+        row.update(evaluate(clf, data))
+        rows.append(row)
+        print(f"done: {name} ({fit:.1f} s)", flush=True)
+
+    base = next((r["s/epoch"] for r in rows if r["method"].startswith("sklearn")), None)
+    columns = ["method", "fit s", "compile s", "s/epoch", "x sklearn", "predict s", "acc", "NLL",
+               "ECE", "Brier", "F>=0.6", "AUROC"]
+    print()
+    print(f"MNIST {HIDDEN}, batch {BATCH}, {args.epochs} epochs, "
+          f"{len(data['train'][0])} training rows, seed {args.seed}")
+    print(" | ".join(f"{c:>22}" if c == "method" else f"{c:>9}" for c in columns))
+    for r in rows:
+        r["x sklearn"] = r["s/epoch"] / base if base else float("nan")
+        cells = [f"{r['method']:>22}"]
+        for c in columns[1:]:
+            fmt = "{:9.4f}" if c in ("acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC") else "{:9.2f}"
+            cells.append(fmt.format(r[c]))
+        print(" | ".join(cells))
+    if base is not None:
+        by = {r["method"]: r for r in rows}
+        one, four, mapr = (by.get("skbnn psgld 1 chain"), by.get("skbnn psgld 4 chains"),
+                           by.get("skbnn map"))
+        print()
+        if mapr:
+            print(f"map epoch speed-up over sklearn: {base / mapr['s/epoch']:.2f}x (target >= 1.9x)")
+        if one and mapr:
+            print(f"psgld 1-chain epoch / map epoch: {one['s/epoch'] / mapr['s/epoch']:.2f} "
+                  "(target <= 1.3)")
+        if one and four:
+            print(f"psgld 4 chains / 1 chain time: {four['s/epoch'] / one['s/epoch']:.2f} "
+                  "(target <= 2.5)")
+
+
+if __name__ == "__main__":
+    main()
