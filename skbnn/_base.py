@@ -26,7 +26,6 @@ from .inference import STRATEGIES, resolve_inference
 from .inference.base import Training, device_data
 from .likelihoods import Bernoulli, Categorical, Gaussian
 from .model import Model
-from .posterior import predictive
 from .priors import GaussianPrior
 from .utils._io import load_estimator, save_estimator
 from .utils._sklearn_compat import (
@@ -281,16 +280,22 @@ class BaseBayesianNetwork(BaseEstimator):
 
     # --- predictive -------------------------------------------------------------
 
-    def _predictive(self, X):
-        """Per-draw predictive quantities of the likelihood, each ``(n_draws, n_samples, ...)``."""
+    def _validated_inputs(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                           dtype=(np.float64, np.float32))
         X = self._prepare_inputs(X)
-        draws = self.posterior_.predictive_draws()
-        n_draws = jax.tree.leaves(draws)[0].shape[0]
-        chunk_size = self._chunk_size(n_draws, X.shape[1:])
-        return predictive(self.model_, draws, X, chunk_size=chunk_size)
+        return X, self._chunk_size(self.posterior_.n_predictive_draws, X.shape[1:])
+
+    def _predictive(self, X):
+        """Per-draw predictive quantities of the likelihood, each ``(n_draws, n_samples, ...)``."""
+        X, chunk_size = self._validated_inputs(X)
+        return self.posterior_.predict_draws(self.model_, X, chunk_size=chunk_size)
+
+    def _predictive_moments(self, X):
+        """The posterior's closed-form predictive (shapes of one draw), or None."""
+        X, chunk_size = self._validated_inputs(X)
+        return self.posterior_.predict_moments(self.model_, X, chunk_size=chunk_size)
 
     # --- saving -----------------------------------------------------------------
 
@@ -368,7 +373,11 @@ class BayesianClassifierMixin(ClassifierMixin):
         ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
-        proba = self.sample_predictions(X).mean(axis=0)
+        moments = self._predictive_moments(X)
+        if moments is None:
+            proba = self.sample_predictions(X).mean(axis=0)
+        else:
+            proba = np.asarray(moments[0], dtype=np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
@@ -481,12 +490,17 @@ class BayesianRegressorMixin(RegressorMixin):
         y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         y_std : ndarray of the same shape, only when ``return_std=True``
         """
-        mean, noise = self._moments(X)
-        y_mean = self._squeeze(mean.mean(axis=0))
+        moments = self._predictive_moments(X)
+        if moments is not None:  # closed form: (mean, total std) in standardised units
+            mean = np.asarray(moments[0]) * self._y_scale + self._y_mean
+            total = np.asarray(moments[1]) * self._y_scale
+        else:
+            draws, noise = self._moments(X)
+            mean = draws.mean(axis=0)
+            total = np.sqrt(np.mean(noise**2, axis=0) + draws.var(axis=0))
         if not return_std:
-            return y_mean
-        total = np.sqrt(np.mean(noise**2, axis=0) + mean.var(axis=0))
-        return y_mean, self._squeeze(total)
+            return self._squeeze(mean)
+        return self._squeeze(mean), self._squeeze(total)
 
     def predict_uncertainty(self, X):
         """Predictive standard deviation split into noise and parameter parts.

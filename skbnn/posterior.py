@@ -11,9 +11,16 @@ metadata, so a fitted estimator pickles and saves as plain data:
   dicts, so a new one is a new entry), over all parameters or over one
   sub-tree of them (``subset``, e.g. the last layer), the rest held at the mean.
 
-Both give draws for the predictive through ``predictive_draws``, and
-:func:`predictive` evaluates the model on draws, vmapped over draws and in
-fixed-size chunks of rows.
+The protocol the estimators use, which every posterior container offers:
+
+- ``mean_params()``, ``warm_start_params()``, ``n_predictive_draws``;
+- ``predict_draws(model, X, chunk_size=...)``: the likelihood's predictive
+  quantities under each draw, each ``(n_draws, n_samples, ...)`` (probabilities
+  for classification, ``(mean, noise_std)`` for regression), computed by
+  :func:`predictive`: vmapped over draws, in fixed-size chunks of rows;
+- ``predict_moments(model, X, chunk_size=...)``: a closed-form predictive
+  (e.g. Laplace's probit approximation) with the shapes of one draw, or None
+  when the estimator should average the draws.
 """
 
 from functools import partial
@@ -74,9 +81,21 @@ class SamplePosterior:
         """Last draw of each chain, leaves ``(n_chains, ...)``: where a warm start resumes."""
         return jax.tree.map(lambda x: x[:, -1], self.draws)
 
+    @property
+    def n_predictive_draws(self) -> int:
+        return self.n_draws
+
     def predictive_draws(self, rng_key=None) -> Params:
         """Parameter draws the predictive averages over (all stored draws)."""
         return self.flatten()
+
+    def predict_draws(self, model, X, *, chunk_size=256):
+        """The likelihood's predictive quantities under every draw: see :func:`predictive`."""
+        return predictive(model, self.predictive_draws(), X, chunk_size=chunk_size)
+
+    def predict_moments(self, model, X, *, chunk_size=256):
+        """Closed-form predictive, where the posterior has one; None: average the draws."""
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +232,14 @@ class GaussianPosterior:
         if rng_key is None:
             rng_key = jax.random.wrap_key_data(jnp.asarray(self.key_data))
         return _sample(self, rng_key, self.n_predictive_draws)
+
+    def predict_draws(self, model, X, *, chunk_size=256):
+        """The likelihood's predictive quantities under every predictive draw."""
+        return predictive(model, self.predictive_draws(), X, chunk_size=chunk_size)
+
+    def predict_moments(self, model, X, *, chunk_size=256):
+        """Closed-form predictive, where the posterior has one; None: average the draws."""
+        return None
 
 
 @partial(jax.jit, static_argnums=2)

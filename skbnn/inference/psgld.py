@@ -71,8 +71,8 @@ __all__ = [
 class PSGLDState(NamedTuple):
     params: Params  # current position
     sq_grad_avg: Params  # RMSprop's moving average of squared per-point gradients
-    count: jax.Array  # steps taken, for the step-size schedule
-    n_adapted: jax.Array  # steps that updated sq_grad_avg, for its bias correction
+    sq_grad_floor: Params  # bias-corrected average at the end of adaptation (a floor)
+    count: jax.Array  # steps taken, for the schedule and the bias correction
 
 
 class PSGLDInfo(NamedTuple):
@@ -130,18 +130,17 @@ def step_size_schedule(config: PSGLDConfig, total_steps):
 
 def init(params) -> PSGLDState:
     zeros = jax.tree.map(jnp.zeros_like, params)
-    zero = jnp.zeros((), dtype=jnp.int32)
-    return PSGLDState(params, zeros, zero, zero)
+    return PSGLDState(params, zeros, zeros, jnp.zeros((), dtype=jnp.int32))
 
 
-def preconditioner(sq_grad_avg, count, *, decay, eps, data_size):
-    """RMSprop preconditioner ``1 / (n (eps + sqrt(V_hat)))`` per parameter.
+def preconditioner(sq_grad_hat, *, eps, data_size):
+    """RMSprop preconditioner ``1 / (n (eps + sqrt(V)))`` per parameter.
 
+    ``V`` is the bias-corrected moving average of squared per-point gradients;
     ``n`` is the data size: the total sample weight, so that a row of weight 2
     acts exactly like two copies of the row.
     """
-    v_hat = optax.tree.bias_correction(sq_grad_avg, decay, count)
-    return jax.tree.map(lambda v: 1.0 / (data_size * (eps + jnp.sqrt(v))), v_hat)
+    return jax.tree.map(lambda v: 1.0 / (data_size * (eps + jnp.sqrt(v))), sq_grad_hat)
 
 
 def langevin_update(rng_key, params, grad, precond, step_size, temperature):
@@ -159,20 +158,27 @@ def langevin_update(rng_key, params, grad, precond, step_size, temperature):
 
 def step(rng_key, state: PSGLDState, batch, *, model, config: PSGLDConfig, schedule,
          data_size, n_eff, adapt=True):
-    """One pSGLD step for one chain; the preconditioner adapts only while ``adapt``."""
+    """One pSGLD step for one chain.
+
+    While ``adapt``, the preconditioner follows the moving average ``V`` as in
+    RMSprop. Afterwards it uses ``max(V_end, V)``, with ``V_end`` the average
+    when adaptation stopped: constant while the chain is stationary (so no
+    correction term is missing), but still shrinking if gradients grow (so the
+    step cannot blow up when the chain drifts somewhere steeper).
+    """
     logdensity, grad = jax.value_and_grad(model.logdensity)(state.params, batch, data_size)
     mean_grad = jax.tree.map(lambda g: g / n_eff, grad)
-    updated = optax.tree.update_moment_per_elem_norm(
+    sq_grad_avg = optax.tree.update_moment_per_elem_norm(
         mean_grad, state.sq_grad_avg, config.rms_decay, 2
     )
-    sq_grad_avg = jax.tree.map(lambda new, old: jnp.where(adapt, new, old), updated,
-                               state.sq_grad_avg)
-    n_adapted = state.n_adapted + jnp.asarray(adapt, dtype=jnp.int32)
-    precond = preconditioner(sq_grad_avg, n_adapted, decay=config.rms_decay, eps=config.eps,
-                             data_size=n_eff)
+    count = state.count + 1
+    sq_hat = optax.tree.bias_correction(sq_grad_avg, config.rms_decay, count)
+    floor = jax.tree.map(lambda v, f: jnp.where(adapt, v, f), sq_hat, state.sq_grad_floor)
+    used = jax.tree.map(jnp.maximum, floor, sq_hat)
+    precond = preconditioner(used, eps=config.eps, data_size=n_eff)
     h = schedule(state.count)
     params = langevin_update(rng_key, state.params, grad, precond, h, config.temperature)
-    new_state = PSGLDState(params, sq_grad_avg, state.count + 1, n_adapted)
+    new_state = PSGLDState(params, sq_grad_avg, floor, count)
     return new_state, PSGLDInfo(-logdensity / n_eff, h)
 
 
@@ -312,12 +318,13 @@ class PSGLD(BaseStrategy):
         Damping of the preconditioner, on the per-data-point gradient scale
         (Li et al.'s lambda).
     freeze_preconditioner : bool, default=True
-        Adapt the preconditioner during burn-in only and keep it fixed while
-        draws are kept. Li et al. adapt throughout and drop the correction term
+        Adapt the preconditioner during burn-in only; afterwards it may still
+        shrink (where gradients grow beyond their burn-in size, for stability)
+        but not grow. Li et al. adapt throughout and drop the correction term
         that a changing preconditioner needs; that overstates the posterior
-        spread (by about 10% on a linear-Gaussian model). With a fixed
-        preconditioner the dynamics target the posterior exactly, up to the
-        step-size and minibatch errors.
+        spread (by about 10% on a linear-Gaussian model). With a preconditioner
+        that stays put once the chain is stationary, the dynamics target the
+        posterior up to the step-size and minibatch errors.
 
     Notes
     -----

@@ -99,7 +99,7 @@ def test_preconditioner_after_one_step_is_inverse_gradient_magnitude():
     import optax
 
     sq = optax.tree.update_moment_per_elem_norm(g, state.sq_grad_avg, 0.99, 2)
-    G = preconditioner(sq, 1, decay=0.99, eps=1e-5, data_size=100.0)
+    G = preconditioner(optax.tree.bias_correction(sq, 0.99, 1), eps=1e-5, data_size=100.0)
     np.testing.assert_allclose(G["w"], 1.0 / (100.0 * (1e-5 + jnp.abs(g["w"]))), rtol=1e-4)
 
 
