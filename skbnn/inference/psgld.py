@@ -99,32 +99,48 @@ class PSGLDConfig:
     freeze_preconditioner: bool = struct.field(pytree_node=False, default=True)
     n_chains: int = struct.field(pytree_node=False, default=1)
     n_draws: int = struct.field(pytree_node=False, default=20)
+    n_cycles: int = struct.field(pytree_node=False, default=1)
 
 
 class SavePlan(NamedTuple):
-    """Which steps are kept: steps ``first_save + k * thin`` (1-based), ``k < n_draws``.
+    """Step numbers (1-based) that shape a run: one entry per cycle, one per kept draw.
 
-    The preconditioner adapts during the first ``burn_in_steps`` steps only.
+    Cycle ``c`` ends at step ``cycle_ends[c]``; its preconditioner adapts up to
+    step ``adapt_ends[c]``; the state after step ``save_steps[k]`` is draw ``k``.
     """
 
-    total_steps: jax.Array
-    first_save: jax.Array
-    thin: jax.Array
-    burn_in_steps: jax.Array
+    total_steps: jax.Array  # ()
+    cycle_ends: jax.Array  # (n_cycles,)
+    adapt_ends: jax.Array  # (n_cycles,)
+    save_steps: jax.Array  # (n_draws,), increasing
 
 
-def step_size_schedule(config: PSGLDConfig, total_steps):
-    """Step size as a function of the step count (an optax-style schedule).
+def _cycle_position(plan: SavePlan, step_number):
+    """Cycle index of a 1-based step number, and its position in the cycle, in [0, 1)."""
+    cycle = jnp.searchsorted(plan.cycle_ends, step_number, side="left")
+    start = jnp.where(cycle > 0, plan.cycle_ends[jnp.maximum(cycle - 1, 0)], 0)
+    length = plan.cycle_ends[cycle] - start
+    return cycle, (step_number - 1 - start) / length
 
-    Constant, or ``a (b + t)^-power`` with ``a, b`` set so that it equals
-    ``step_size`` at ``t = 0`` and ``step_size_final`` at ``t = total_steps``.
+
+def step_size_schedule(config: PSGLDConfig, plan: SavePlan):
+    """Step size as a function of the number of steps taken (an optax-style schedule).
+
+    One cycle: constant, or ``a (b + t)^-power`` with ``a, b`` set so that it
+    equals ``step_size`` at ``t = 0`` and ``step_size_final`` at the last step
+    (jax-sgmc's ``polynomial_step_size_first_last``). Several cycles: in each,
+    a cosine from ``step_size`` down to ``step_size_final`` (Zhang et al., 2020).
     """
-    first = config.step_size
+    first, last = config.step_size, config.step_size_final
+    if config.n_cycles > 1:
+        def cyclical(count):
+            _, r = _cycle_position(plan, count + 1)
+            return last + 0.5 * (first - last) * (1.0 + jnp.cos(jnp.pi * r))
+        return cyclical
     if not config.decay:
         return lambda count: first
-    ratio = first / config.step_size_final
     power = config.step_size_power
-    b = total_steps / (ratio ** (1.0 / power) - 1.0)
+    b = plan.total_steps / ((first / last) ** (1.0 / power) - 1.0)
     return lambda count: first * (b / (b + count)) ** power
 
 
@@ -182,12 +198,12 @@ def step(rng_key, state: PSGLDState, batch, *, model, config: PSGLDConfig, sched
     return new_state, PSGLDInfo(-logdensity / n_eff, h)
 
 
-def _store(draws, params, plan: SavePlan, count):
-    """Write ``params`` (leading chain axis) into slot k of ``draws`` when this step is kept."""
-    n_draws = jax.tree.leaves(draws)[0].shape[1]
-    offset = count - plan.first_save
-    keep = (offset >= 0) & (offset % plan.thin == 0)
-    slot = jnp.where(keep, offset // plan.thin, n_draws)  # out of range: dropped
+def _store(draws, params, plan: SavePlan, step_number):
+    """Write ``params`` (leading chain axis) into slot k of ``draws`` after step ``save_steps[k]``."""
+    n_draws = plan.save_steps.shape[0]
+    slot = jnp.searchsorted(plan.save_steps, step_number, side="left")
+    keep = plan.save_steps[jnp.minimum(slot, n_draws - 1)] == step_number
+    slot = jnp.where(keep, slot, n_draws)  # out of range: dropped
     return jax.tree.map(lambda buf, p: buf.at[:, slot].set(p, mode="drop"), draws, params)
 
 
@@ -205,14 +221,15 @@ def _epoch(model, config, states, draws, data, rng_key, epoch, plan, batch_size,
     rng_key = jax.random.fold_in(rng_key, epoch)
     data_size = data.X.shape[0]
     n_eff = jnp.sum(data.weight)
-    schedule = step_size_schedule(config, plan.total_steps)
+    schedule = step_size_schedule(config, plan)
     one_chain = partial(step, model=model, config=config, schedule=schedule,
                         data_size=data_size, n_eff=n_eff)
 
     def step_fn(key, carry, batch):
         states, draws = carry
         keys = jax.random.split(key, config.n_chains)
-        adapt = states.count[0] < plan.burn_in_steps
+        cycle, _ = _cycle_position(plan, states.count[0] + 1)
+        adapt = states.count[0] + 1 <= plan.adapt_ends[cycle]
         states, info = jax.vmap(partial(one_chain, adapt=adapt), in_axes=(0, 0, None))(
             keys, states, batch
         )
@@ -225,21 +242,40 @@ def _epoch(model, config, states, draws, data, rng_key, epoch, plan, batch_size,
 
 
 def save_plan(config: PSGLDConfig, total_steps: int) -> SavePlan:
-    """Thinning plan; raises when fewer steps follow burn-in than draws are asked for."""
-    n_burn = math.floor(float(config.burn_in) * total_steps)
-    n_sampling = total_steps - n_burn
-    thin = n_sampling // config.n_draws
-    if thin < 1:
+    """Cycles, adaptation and kept steps for a run of ``total_steps`` steps.
+
+    The run is split into ``n_cycles`` equal cycles (one by default). In each,
+    the first ``burn_in`` share of the steps is discarded (and is where the
+    preconditioner adapts); the cycle's share of the ``n_draws`` draws is kept
+    evenly spaced over the rest, the last at the cycle's last step. Raises when
+    a cycle has fewer steps after burn-in than draws to keep.
+    """
+    n_cycles, n_draws = config.n_cycles, config.n_draws
+    burn_in = float(config.burn_in)
+    if n_draws < n_cycles:
         raise ValueError(
-            f"PSGLD keeps n_draws={config.n_draws} draws per chain, but only "
-            f"{n_sampling} of the {total_steps} steps follow burn-in "
-            f"(burn_in={float(config.burn_in):g}). Raise max_iter, lower burn_in or "
-            "lower n_draws."
+            f"PSGLD keeps n_draws={n_draws} draws per chain over n_cycles={n_cycles} cycles; "
+            "keep at least one draw per cycle (raise n_draws or lower n_cycles)."
         )
-    first_save = total_steps - (config.n_draws - 1) * thin
-    adapt_steps = max(n_burn, 1) if config.freeze_preconditioner else total_steps
-    return SavePlan(*(jnp.asarray(v, dtype=jnp.int32)
-                      for v in (total_steps, first_save, thin, adapt_steps)))
+    ends = [(c + 1) * total_steps // n_cycles for c in range(n_cycles)]
+    starts = [0, *ends[:-1]]
+    per_cycle = [n_draws // n_cycles + (c >= n_cycles - n_draws % n_cycles)
+                 for c in range(n_cycles)]
+    adapt_ends, save_steps = [], []
+    for start, end, k in zip(starts, ends, per_cycle):
+        n_burn = math.floor(burn_in * (end - start))
+        thin = (end - start - n_burn) // k
+        if thin < 1:
+            where = "" if n_cycles == 1 else f" of each of the {n_cycles} cycles"
+            raise ValueError(
+                f"PSGLD keeps n_draws={n_draws} draws per chain, but only "
+                f"{end - start - n_burn} of the {end - start} steps{where} follow burn-in "
+                f"(burn_in={burn_in:g}). Raise max_iter, lower burn_in or lower n_draws."
+            )
+        adapt_ends.append(start + max(n_burn, 1) if config.freeze_preconditioner else end)
+        save_steps.extend(end - (k - 1 - j) * thin for j in range(k))
+    as_int = partial(jnp.asarray, dtype=jnp.int32)
+    return SavePlan(as_int(total_steps), as_int(ends), as_int(adapt_ends), as_int(save_steps))
 
 
 def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
@@ -257,7 +293,7 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         data = jax.device_put(data, replicated)
 
     monitor = EpochMonitor(training, stopping=False)
-    thin, first_save = int(plan.thin), int(plan.first_save)
+    save_steps = np.asarray(plan.save_steps)
     advice = (
         f"Lower step_size (now {float(config.step_size):g}), raise alpha, or scale the "
         "inputs (e.g. with StandardScaler)."
@@ -274,7 +310,7 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
                 f"is no longer finite. {advice}"
             )
         done = (epoch + 1) * count_batches(n_rows, training.batch_size)
-        kept = int(np.clip((done - first_save) // thin + 1, 0, config.n_draws))
+        kept = int(np.searchsorted(save_steps, done, side="right"))
         monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = {kept}")
     check_finite(draws, strategy="psgld", advice=advice)
     return InferenceResult(
@@ -283,8 +319,8 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         n_iter=training.max_iter,
         diagnostics={
             "n_steps": total_steps,
-            "thin": thin,
-            "burn_in_steps": first_save - 1,
+            "n_cycles": config.n_cycles,
+            "save_steps": save_steps,
             "n_devices": 1 if chains is None else len(chains.mesh.devices.flat),
         },
         n_steps=total_steps,
@@ -302,12 +338,21 @@ class PSGLD(BaseStrategy):
         None uses the estimator's ``learning_rate_init``.
     step_size_final : float or None, default=None
         Last step size of a polynomial decay; None keeps the step size constant.
+        With ``n_cycles > 1``: the step size at the end of each cycle (None: 0).
     step_size_power : float, default=0.33
         Power of the polynomial decay.
     burn_in : float, default=0.5
-        Share of the steps discarded before draws are kept.
+        Share of the steps (of each cycle) discarded before draws are kept.
     n_draws : int, default=20
-        Draws kept per chain, evenly spaced over the steps after burn-in.
+        Draws kept per chain, evenly spaced over the steps after burn-in
+        (shared out between the cycles).
+    n_cycles : int, default=1
+        Cyclical step size (cSG-MCMC, Zhang et al., 2020): split the run into
+        this many cycles whose step size falls from ``step_size`` to
+        ``step_size_final`` along a cosine; each cycle starts with large steps
+        that can leave the current mode, so one chain visits several modes.
+        Unlike Zhang et al., the noise stays on in every stage, so every step
+        is a Langevin step.
     n_chains : int, default=1
         Independent chains, vmapped (and sharded over devices when several are visible).
     temperature : float, default=1.0
@@ -341,6 +386,7 @@ class PSGLD(BaseStrategy):
         "burn_in": [Interval(Real, 0, 1, closed="left")],
         "n_draws": [Interval(Integral, 1, None, closed="left")],
         "n_chains": [Interval(Integral, 1, None, closed="left")],
+        "n_cycles": [Interval(Integral, 1, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "rms_decay": [Interval(Real, 0, 1, closed="left")],
         "eps": [Interval(Real, 0, None, closed="neither")],
@@ -348,14 +394,15 @@ class PSGLD(BaseStrategy):
     }
 
     def __init__(self, *, step_size=None, step_size_final=None, step_size_power=0.33,
-                 burn_in=0.5, n_draws=20, n_chains=1, temperature=1.0, rms_decay=0.99,
-                 eps=1e-5, freeze_preconditioner=True):
+                 burn_in=0.5, n_draws=20, n_chains=1, n_cycles=1, temperature=1.0,
+                 rms_decay=0.99, eps=1e-5, freeze_preconditioner=True):
         self.step_size = step_size
         self.step_size_final = step_size_final
         self.step_size_power = step_size_power
         self.burn_in = burn_in
         self.n_draws = n_draws
         self.n_chains = n_chains
+        self.n_cycles = n_cycles
         self.temperature = temperature
         self.rms_decay = rms_decay
         self.eps = eps
@@ -363,7 +410,10 @@ class PSGLD(BaseStrategy):
 
     def config(self, training: Training) -> PSGLDConfig:
         first = training.learning_rate if self.step_size is None else self.step_size
-        last = first if self.step_size_final is None else self.step_size_final
+        if self.step_size_final is not None:
+            last = self.step_size_final
+        else:
+            last = 0.0 if self.n_cycles > 1 else first
         dtype = jnp.result_type(float)
         return PSGLDConfig(
             *(jnp.asarray(v, dtype=dtype) for v in (
@@ -374,6 +424,7 @@ class PSGLD(BaseStrategy):
             freeze_preconditioner=bool(self.freeze_preconditioner),
             n_chains=int(self.n_chains),
             n_draws=int(self.n_draws),
+            n_cycles=int(self.n_cycles),
         )
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):

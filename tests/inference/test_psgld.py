@@ -62,13 +62,14 @@ def _config(**kw):
     values = dict(step_size=1e-2, step_size_final=1e-2, step_size_power=0.33, temperature=1.0,
                   rms_decay=0.99, eps=1e-5, burn_in=0.5)
     values.update(kw)
-    static = {k: values.pop(k) for k in ("decay", "n_chains", "n_draws") if k in values}
+    static = {k: values.pop(k) for k in ("decay", "n_chains", "n_draws", "n_cycles")
+              if k in values}
     return PSGLDConfig(**{k: jnp.asarray(v) for k, v in values.items()}, **static)
 
 
 def test_polynomial_schedule_hits_first_and_last_step_size():
     config = _config(step_size=1e-2, step_size_final=1e-4, decay=True)
-    schedule = step_size_schedule(config, 1000)
+    schedule = step_size_schedule(config, save_plan(config, 1000))
     np.testing.assert_allclose(schedule(0), 1e-2, rtol=1e-5)
     np.testing.assert_allclose(schedule(1000), 1e-4, rtol=1e-4)
     values = np.array([schedule(t) for t in range(0, 1001, 100)])
@@ -76,20 +77,38 @@ def test_polynomial_schedule_hits_first_and_last_step_size():
 
 
 def test_constant_schedule_is_constant():
-    schedule = step_size_schedule(_config(step_size=3e-3), 1000)
+    config = _config(step_size=3e-3)
+    schedule = step_size_schedule(config, save_plan(config, 1000))
     assert float(schedule(0)) == float(schedule(999)) == pytest.approx(3e-3)
+
+
+def test_cyclical_schedule_restarts_every_cycle():
+    config = _config(step_size=1e-2, step_size_final=0.0, n_cycles=4, n_draws=8)
+    schedule = step_size_schedule(config, save_plan(config, 400))
+    h = np.array([float(schedule(t)) for t in range(400)])
+    np.testing.assert_allclose(h[[0, 100, 200, 300]], 1e-2, rtol=1e-6)  # each cycle's start
+    np.testing.assert_allclose(h[[50, 150]], 5e-3, rtol=1e-6)  # half way down the cosine
+    assert h[99] < 1e-5 and np.all(np.diff(h[:100]) < 0)
 
 
 def test_save_plan_keeps_evenly_spaced_draws_ending_at_last_step():
     plan = save_plan(_config(n_draws=5, burn_in=0.5), 100)
-    kept = [int(plan.first_save) + k * int(plan.thin) for k in range(5)]
-    assert kept[-1] == 100 and int(plan.thin) == 10 and kept[0] > 50
-    assert int(plan.burn_in_steps) == 50
+    np.testing.assert_array_equal(plan.save_steps, [60, 70, 80, 90, 100])
+    np.testing.assert_array_equal(plan.adapt_ends, [50])
+
+
+def test_cyclical_save_plan_keeps_draws_at_the_end_of_every_cycle():
+    plan = save_plan(_config(n_draws=5, burn_in=0.5, n_cycles=2), 100)
+    np.testing.assert_array_equal(plan.cycle_ends, [50, 100])
+    np.testing.assert_array_equal(plan.adapt_ends, [25, 75])
+    np.testing.assert_array_equal(plan.save_steps, [38, 50, 84, 92, 100])
 
 
 def test_save_plan_refuses_more_draws_than_steps():
     with pytest.raises(ValueError, match="n_draws=30 .* Raise max_iter"):
         save_plan(_config(n_draws=30, burn_in=0.5), 50)
+    with pytest.raises(ValueError, match="at least one draw per cycle"):
+        save_plan(_config(n_draws=3, n_cycles=4), 400)
 
 
 def test_preconditioner_after_one_step_is_inverse_gradient_magnitude():
