@@ -34,3 +34,17 @@ def test_psgld_mnist_shift(tmp_path):
     # The study's point: pSGLD lets far fewer unfamiliar inputs through at
     # confidence 0.6 than the MAP network does.
     assert r["psgld"]["shift_share_06"] < 0.5 * r["map"]["shift_share_06"]
+
+
+def test_sklearn_workflow(tmp_path):
+    r = run_example("plot_sklearn_workflow", tmp_path)
+    search = r["search"]
+    # GridSearchCV refit the setting the callable picks: the lowest ECE among
+    # those within one point of the best cross-validated accuracy.
+    good = search["accuracy"] >= search["accuracy"].max() - 0.01
+    assert good[search["best_index"]]
+    assert search["ece"][search["best_index"]] == search["ece"][good].min()
+    for name in ("MLPClassifier", "CalibratedClassifierCV(MLP)", "skbnn psgld (searched)"):
+        assert r[name]["accuracy"] > 0.93, name
+        assert 0 < r[name]["nll"] < 0.3, name
+        assert r[name]["ece"] < 0.06, name
