@@ -269,6 +269,9 @@ class BaseBayesianNetwork(BaseEstimator):
         self.n_outputs_ = int(model.likelihood.n_network_outputs)
         self.out_activation_ = model.likelihood.out_activation
         self.diagnostics_ = dict(result.diagnostics or {})
+        # diagnostics a strategy also exposes as fitted attributes (NUTS: rhat_, ess_, ...)
+        for name in getattr(strategy, "fitted_diagnostics", ()):
+            setattr(self, f"{name}_", self.diagnostics_[name])
         self.posterior_ = posterior
 
     def _output_units(self, coefs, intercepts):

@@ -138,7 +138,7 @@ def _ravel_chains(positions):
     return jax.vmap(lambda p: ravel_pytree(p)[0])(positions)
 
 
-@partial(jax.jit, static_argnames=("template",))
+@partial(jax.jit, static_argnames=("n_chains",))
 def _uniform_positions(rng_key, template, n_chains):
     """numpyro's ``init_to_uniform``: every parameter uniform in ``[-2, 2]``."""
     flat = ravel_pytree(template)[0]
@@ -216,8 +216,9 @@ def diagnose(draws, warmup_info: NUTSInfo, draw_info: NUTSInfo, template,
     as numpyro reports it.
     """
     draws = np.asarray(draws, dtype=np.float64)
-    rhat = np.asarray(split_gelman_rubin(draws))
-    ess = np.asarray(effective_sample_size(draws))
+    with np.errstate(divide="ignore", invalid="ignore"):  # constant draws: inf/NaN, not noise
+        rhat = np.asarray(split_gelman_rubin(draws))
+        ess = np.asarray(effective_sample_size(draws))
     diverging = np.asarray(draw_info.diverging)  # (iterations, n_chains)
     num_steps = np.asarray(draw_info.num_steps)
     depth = np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1
@@ -460,6 +461,10 @@ class NUTS(BaseStrategy):
     """
 
     name = "nuts"
+
+    #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
+    fitted_diagnostics = ("rhat", "ess", "max_rhat", "min_ess", "n_divergences", "step_size",
+                          "mean_tree_depth")
 
     _parameter_constraints = {
         "n_chains": [Interval(Integral, 1, None, closed="left")],
