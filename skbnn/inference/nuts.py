@@ -145,42 +145,59 @@ def _uniform_positions(rng_key, template, n_chains):
     return jax.random.uniform(rng_key, (n_chains, flat.shape[0]), flat.dtype, -2.0, 2.0)
 
 
+def _over_chains(fn, n_chains):
+    """``fn`` mapped over a leading chain axis: vmapped, or called directly for one chain.
+
+    One chain skips ``vmap``: unbatched while loops compile in about half the
+    time and run without the masking that keeps vmapped chains in step.
+    """
+    if n_chains > 1:
+        return jax.vmap(fn)
+
+    def single(*args):
+        out = fn(*jax.tree.map(lambda x: x[0], args))
+        return jax.tree.map(lambda x: x[None], out)
+
+    return single
+
+
 @jax.jit
 def _sample(model, data: Data, config: NUTSConfig, rng_key, positions, template):
     """Warm up and sample all chains: one compiled program.
 
     ``positions``: raveled starts, ``(n_chains, n_params)``; ``template``: one
     parameter pytree (its structure and shapes give the unravelling).
-    Returns the kept positions ``(n_chains, n_draws, n_params)``, the warmup
-    and sampling :class:`NUTSInfo` (leading axes: iteration, chain) and the
-    final states.
+    Returns the kept positions ``(n_chains, n_draws, n_params)``, the
+    :class:`NUTSInfo` of every transition (leading axes: transition, chain;
+    warmup first) and the final states. Warmup and sampling are one
+    ``lax.scan`` (numpyro's kernel switches adaptation off by itself after
+    ``n_warmup`` transitions), so the kernel is compiled once, not twice.
     """
     _, unravel = ravel_pytree(template)
     kernels = hmc(potential_fn=_potential(model, data, unravel), algo="NUTS")
-    key_init, key_warmup, key_draws = jax.random.split(rng_key, 3)
-    n_chains = config.n_chains
-    states = jax.vmap(partial(init, kernels=kernels, config=config))(
+    key_init, key_steps = jax.random.split(rng_key)
+    n_chains, n_draws = config.n_chains, config.n_draws
+    n_iter = config.n_warmup + n_draws * config.thinning
+    states = _over_chains(partial(init, kernels=kernels, config=config), n_chains)(
         jax.random.split(key_init, n_chains), positions
     )
-    chain_step = jax.vmap(partial(step, kernels=kernels))
+    chain_step = _over_chains(partial(step, kernels=kernels), n_chains)
+    kept = jnp.zeros((n_draws, *positions.shape), positions.dtype)
 
-    def transition(states, key):
-        return chain_step(jax.random.split(key, n_chains), states)
+    def transition(carry, xs):
+        states, kept = carry
+        key, t = xs
+        states, info = chain_step(jax.random.split(key, n_chains), states)
+        done = t + 1 - config.n_warmup  # transitions after warmup, this one included
+        slot = jnp.where((done > 0) & (done % config.thinning == 0),
+                         done // config.thinning - 1, n_draws)  # out of range: dropped
+        kept = kept.at[slot].set(states.z, mode="drop")
+        return (states, kept), info
 
-    states, warmup_info = jax.lax.scan(
-        transition, states, jax.random.split(key_warmup, config.n_warmup)
+    (states, kept), info = jax.lax.scan(
+        transition, (states, kept), (jax.random.split(key_steps, n_iter), jnp.arange(n_iter))
     )
-
-    def draw(states, key):  # ``thinning`` transitions, keep the last position
-        states, info = jax.lax.scan(transition, states, jax.random.split(key, config.thinning))
-        return states, (states.z, info)
-
-    states, (kept, draw_info) = jax.lax.scan(
-        draw, states, jax.random.split(key_draws, config.n_draws)
-    )
-    # (n_draws, thinning, n_chains) -> (n_draws * thinning, n_chains)
-    draw_info = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), draw_info)
-    return jnp.swapaxes(kept, 0, 1), warmup_info, draw_info, states
+    return jnp.swapaxes(kept, 0, 1), info, states
 
 
 def estimate_cost(n_rows: int, n_params: int, config: NUTSConfig) -> float:
@@ -344,20 +361,20 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
     if chains is not None:
         positions = jax.device_put(positions, chains)
         data = jax.device_put(data, replicated)
-    draws, warmup_info, draw_info, _ = _sample(model, data, config, key_sample, positions,
-                                               template)
+    draws, info, _ = _sample(model, data, config, key_sample, positions, template)
     draws = np.asarray(jax.device_get(draws))
     check_finite(draws, strategy="nuts", advice=(
         "Raise target_accept_prob, raise alpha, or scale the inputs (e.g. with StandardScaler)."
     ))
-    warmup_info, draw_info = jax.device_get((warmup_info, draw_info))
+    info = jax.device_get(info)
+    warmup_info = jax.tree.map(lambda x: x[: config.n_warmup], info)
+    draw_info = jax.tree.map(lambda x: x[config.n_warmup :], info)
     diagnostics = diagnose(draws, warmup_info, draw_info, template, config.max_tree_depth)
     diagnostics["n_devices"] = 1 if chains is None else len(chains.mesh.devices.flat)
     diagnostics["init"] = "warm_start" if init_params is not None else init
 
     n_eff = float(np.sum(np.asarray(data.weight)))
-    potential = np.concatenate([warmup_info.potential_energy, draw_info.potential_energy])
-    loss_curve = [float(v) for v in potential.mean(axis=1) / n_eff]
+    loss_curve = [float(v) for v in np.asarray(info.potential_energy).mean(axis=1) / n_eff]
     if training.verbose:
         _report(diagnostics, loss_curve, config)
     problems = convergence_problems(diagnostics, config)
