@@ -236,18 +236,21 @@ def diagnose(draws, warmup_info: NUTSInfo, draw_info: NUTSInfo, template,
     with np.errstate(divide="ignore", invalid="ignore"):  # constant draws: inf/NaN, not noise
         rhat = np.asarray(split_gelman_rubin(draws))
         ess = np.asarray(effective_sample_size(draws))
+    # NaN comes from draws that never moved (every transition rejected): the worst case
+    rhat = np.where(np.isnan(rhat), np.inf, rhat)
+    ess = np.where(np.isnan(ess), 0.0, ess)
     diverging = np.asarray(draw_info.diverging)  # (iterations, n_chains)
     num_steps = np.asarray(draw_info.num_steps)
     depth = np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1
-    worst = int(np.nanargmax(rhat))
+    worst = int(np.argmax(rhat))
     names = _parameter_names(template)
     return {
         "rhat": _unravel_numpy(rhat, template),
         "ess": _unravel_numpy(ess, template),
-        "max_rhat": float(np.nanmax(rhat)),
+        "max_rhat": float(np.max(rhat)),
         "max_rhat_parameter": names[worst],
-        "min_ess": float(np.nanmin(ess)),
-        "min_ess_parameter": names[int(np.nanargmin(ess))],
+        "min_ess": float(np.min(ess)),
+        "min_ess_parameter": names[int(np.argmin(ess))],
         "n_divergences": int(diverging.sum()),
         "divergences_per_chain": diverging.sum(axis=0).astype(np.int64),
         "n_warmup_divergences": int(np.asarray(warmup_info.diverging).sum()),
