@@ -134,12 +134,12 @@ def numpyro_row(args, x, y, x_test):
         return f
 
     partial_model = partial(model, n_hidden=(10,), prior_std=1.0, activation=nn.tanh)
-    sampler = MCMC(sampler=NumpyroNUTS(partial_model, adapt_step_size=True),
-                   num_chains=2, num_samples=args.draws, num_warmup=args.warmup,
-                   jit_model_args=True, progress_bar=False)
     times = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "not enough devices": chains in sequence
+        sampler = MCMC(sampler=NumpyroNUTS(partial_model, adapt_step_size=True),
+                       num_chains=2, num_samples=args.draws, num_warmup=args.warmup,
+                       jit_model_args=True, progress_bar=False)
         for _ in range(2):
             t0 = time.perf_counter()
             sampler.run(jax.random.PRNGKey(1234 + args.seed), x, y)
