@@ -397,8 +397,9 @@ def _report(d, loss_curve, config):
     print(f"NUTS: {config.n_chains} chains x ({config.n_warmup} warmup + "
           f"{config.n_draws * config.thinning} sampling) iterations, "
           f"{d['n_grad_evals']} gradient evaluations")
-    print(f"loss after warmup = {loss_curve[config.n_warmup - 1]:.8f}, "
-          f"last = {loss_curve[-1]:.8f}")
+    if config.n_warmup:
+        print(f"loss after warmup = {loss_curve[config.n_warmup - 1]:.8f}")
+    print(f"loss after the last transition = {loss_curve[-1]:.8f}")
     print(f"step size per chain = {np.array2string(d['step_size'], precision=3)}, "
           f"mean tree depth = {np.array2string(d['mean_tree_depth'], precision=2)}")
     print(f"max R-hat = {d['max_rhat']:.4f}, min ESS = {d['min_ess']:.1f}, "

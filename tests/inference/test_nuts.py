@@ -183,3 +183,16 @@ def test_chains_are_sharded_over_several_devices():
     out = subprocess.run([sys.executable, "-c", script], env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["2", "2"]
+
+
+def test_verbose_reports_the_run_and_no_warmup_is_allowed(capsys):
+    X, y = np.random.RandomState(0).normal(size=(30, 2)), np.arange(30) % 2
+    clf = BayesianMLPClassifier((3,), inference=NUTS(n_chains=2, n_warmup=0, n_draws=5,
+                                                     init="network"),
+                                verbose=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    out = capsys.readouterr().out
+    assert "2 chains x (0 warmup + 5 sampling)" in out and "max R-hat" in out
+    assert clf.n_iter_ == 5
