@@ -95,6 +95,7 @@ def skbnn_row(args, x, y, x_test):
     leaves = jax.tree.leaves(d)
     flat = np.concatenate([np.asarray(v).reshape(v.shape[0], v.shape[1], -1) for v in leaves],
                           axis=-1)
+    assert flat.shape[-1] == 32, flat.shape
     f_draws = reg.sample_predictions(x_test)[..., 0]
     return times, reg.n_divergences_, summarise(flat, f_draws, x_test)
 
@@ -149,11 +150,14 @@ def numpyro_row(args, x, y, x_test):
     extra = sampler.get_extra_fields(group_by_chain=True)
     parts = []
     for name in sorted(samples):
+        if name == "f":
+            continue  # a deterministic site (the 40 fitted values), not a parameter
         v = np.asarray(samples[name])
         if name == "s":
             v = np.log(v)  # same scale as skbnn's log-noise parameter
         parts.append(v.reshape(v.shape[0], v.shape[1], -1))
     flat = np.concatenate(parts, axis=-1)
+    assert flat.shape[-1] == 32, flat.shape
     predictive = numpyro.infer.Predictive(partial_model, posterior_samples=sampler.get_samples(),
                                           return_sites=["f"])
     f_draws = np.asarray(predictive(jax.random.PRNGKey(1), jnp.asarray(x_test))["f"])
