@@ -6,6 +6,7 @@ accelerator.
 
 from ._base import PredictiveUncertainty
 from ._mlp import BayesianMLPClassifier, BayesianMLPRegressor
+from .ensemble import SampleEnsemble
 from .utils._io import load_estimator as load
 
 __version__ = "0.1.0.dev0"
@@ -14,6 +15,7 @@ __all__ = [
     "BayesianMLPClassifier",
     "BayesianMLPRegressor",
     "PredictiveUncertainty",
+    "SampleEnsemble",
     "__version__",
     "load",
 ]

@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
+from skbnn import BayesianMLPClassifier, BayesianMLPRegressor, SampleEnsemble
 from skbnn.inference import PSGLD
 
 # Small networks and budgets, as scikit-learn's own instance generator does for
@@ -15,6 +15,13 @@ def _instances():
     for Estimator in (BayesianMLPClassifier, BayesianMLPRegressor):
         yield Estimator(inference="map", **FAST)
         yield Estimator(inference=PSGLD(n_draws=10), **FAST)
+    # SampleEnsemble delegates validation and fitting to its estimator, so a tiny
+    # classifier (5 members, 30 epochs) covers the meta-estimator's own code
+    # quickly; the regressor needs FAST's budget to pass check_regressors_train (R^2 > 0.5).
+    tiny = dict(FAST, hidden_layer_sizes=(4,), max_iter=30, inference=PSGLD(n_draws=5))
+    yield SampleEnsemble(BayesianMLPClassifier(**tiny), voting="soft")
+    yield SampleEnsemble(BayesianMLPRegressor(inference=PSGLD(n_draws=10), **FAST),
+                         aggregate="median")
 
 
 _FLOAT32 = (
