@@ -86,6 +86,7 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
     hidden_layer_sizes : array-like of int, default=(128,)
         Widths of the dense layers between the flattened convolution output
         and the output layer; ``()`` for none.
+
     {_PARAMETERS}
     Attributes
     ----------
