@@ -104,6 +104,7 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=0.01, help="prior precision (skbnn rows)")
     parser.add_argument("--burn-in", type=float, default=0.75)
     parser.add_argument("--temperature", type=float, default=0.1)
+    parser.add_argument("--n-cycles", type=int, default=1, help="pSGLD step-size cycles")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
                         help="comma-separated subset of sklearn,map,psgld1,psgld4")
@@ -120,7 +121,7 @@ def main(argv=None):
     def psgld(n_chains):
         return PSGLD(n_chains=n_chains, n_draws=args.n_draws, step_size=args.step_size,
                      step_size_final=args.step_size_final, burn_in=args.burn_in,
-                     temperature=args.temperature)
+                     temperature=args.temperature, n_cycles=args.n_cycles)
 
     makers = {
         "sklearn": ("sklearn MLPClassifier", lambda: sklearn_row(args, data)),
@@ -143,7 +144,8 @@ def main(argv=None):
     print()
     print(f"MNIST {HIDDEN}, batch {BATCH}, {args.epochs} epochs, "
           f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
-          f"psgld T={args.temperature}, burn_in={args.burn_in}, {args.n_draws} draws/chain")
+          f"psgld T={args.temperature}, burn_in={args.burn_in}, "
+          f"{args.n_cycles} cycle(s), {args.n_draws} draws/chain")
     print(" | ".join(f"{c:>22}" if c == "method" else f"{c:>9}" for c in columns))
     for r in rows:
         r["x sklearn"] = r["s/epoch"] / base if base else float("nan")

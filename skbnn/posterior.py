@@ -17,7 +17,7 @@ The protocol the estimators use, which every posterior container offers:
 - ``predict_draws(model, X, chunk_size=...)``: the likelihood's predictive
   quantities under each draw, each ``(n_draws, n_samples, ...)`` (probabilities
   for classification, ``(mean, noise_std)`` for regression), computed by
-  :func:`predictive`: vmapped over draws, in fixed-size chunks of rows;
+  ``predictive``: vmapped over draws, in fixed-size chunks of rows;
 - ``predict_moments(model, X, chunk_size=...)``: a closed-form predictive
   (e.g. Laplace's probit approximation) with the shapes of one draw, or None
   when the estimator should average the draws.
@@ -90,7 +90,7 @@ class SamplePosterior:
         return self.flatten()
 
     def predict_draws(self, model, X, *, chunk_size=256):
-        """The likelihood's predictive quantities under every draw: see :func:`predictive`."""
+        """The likelihood's predictive quantities under every draw: see ``predictive``."""
         return predictive(model, self.predictive_draws(), X, chunk_size=chunk_size)
 
     def predict_moments(self, model, X, *, chunk_size=256):
@@ -185,7 +185,7 @@ class GaussianPosterior:
         Raw PRNG key for the predictive draws, so repeated predictions (and
         predictions on subsets of rows) use the same draws.
     structure : str
-        One of :data:`STRUCTURES`.
+        One of ``STRUCTURES``.
     subset : tuple of str
         Path of the sub-tree the Gaussian covers, e.g. ``("network", "dense_2")``;
         empty for all parameters. Parameters outside it stay at ``mean``.

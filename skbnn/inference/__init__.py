@@ -1,6 +1,6 @@
 """Inference strategies.
 
-``inference=`` on an estimator takes a name from :data:`STRATEGIES` or a
+``inference=`` on an estimator takes a name from ``STRATEGIES`` or a
 strategy object (anything with a ``run`` method, such as ``PSGLD(n_chains=4)``).
 """
 

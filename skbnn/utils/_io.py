@@ -158,7 +158,7 @@ def save_estimator(estimator, path):
 
 
 def load_estimator(path):
-    """Read an estimator written by :func:`save_estimator`; runs no code from the file."""
+    """Read an estimator written by ``save``; runs no code from the file."""
     with np.load(path, allow_pickle=False) as archive:
         if _META_KEY not in archive.files:
             raise ValueError(f"{path!s} is not a file saved by skbnn.")

@@ -1,0 +1,50 @@
+"""Every example's ``--quick`` mode runs, and the figures it prints are in a sane range."""
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+pytest.importorskip("matplotlib")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name, tmp_path, *extra):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = module.main(["--quick", "--out", str(tmp_path), *extra])
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs, f"{name} wrote no figure"
+    return results
+
+
+def test_psgld_mnist_shift(tmp_path):
+    r = run_example("plot_psgld_mnist_shift", tmp_path)
+    for name in ("map", "psgld"):
+        assert r[name]["accuracy"] > 0.93
+        assert r[name]["ece"] < 0.06
+        # Raising the threshold never keeps more inputs.
+        assert (r[name]["share"][1:] <= r[name]["share"][:-1] + 1e-12).all()
+    # The study's point: pSGLD lets far fewer unfamiliar inputs through at
+    # confidence 0.6 than the MAP network does.
+    assert r["psgld"]["shift_share_06"] < 0.5 * r["map"]["shift_share_06"]
+
+
+def test_sklearn_workflow(tmp_path):
+    r = run_example("plot_sklearn_workflow", tmp_path)
+    search = r["search"]
+    # GridSearchCV refit the setting the callable picks: the lowest ECE among
+    # those within one point of the best cross-validated accuracy.
+    good = search["accuracy"] >= search["accuracy"].max() - 0.01
+    assert good[search["best_index"]]
+    assert search["ece"][search["best_index"]] == search["ece"][good].min()
+    for name in ("MLPClassifier", "CalibratedClassifierCV(MLP)", "skbnn psgld (searched)"):
+        assert r[name]["accuracy"] > 0.93, name
+        assert 0 < r[name]["nll"] < 0.3, name
+        assert r[name]["ece"] < 0.06, name
