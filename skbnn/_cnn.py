@@ -30,10 +30,14 @@ def _rows_and_shape(X):
     """
     if sp.issparse(X) or hasattr(X, "iloc"):
         return X, None
-    try:
-        ndim = np.ndim(X)
-    except ValueError:  # ragged nested lists: let validation say so
-        return X, None
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        # np.asarray, not np.ndim: array-likes that only offer __array__ refuse
+        # numpy's function protocol
+        try:
+            ndim = np.asarray(X).ndim
+        except (TypeError, ValueError):  # ragged nested lists: let validation say so
+            return X, None
     if ndim <= 2:
         return X, None
     X = np.asarray(X)
