@@ -51,3 +51,17 @@ def test_digits_calibration(tmp_path):
     # 0.942 on this split).
     assert (np.diff(curve.retained) <= 0).all()
     assert curve.accuracy[-1] > curve.accuracy[0] + 0.02
+
+
+def test_sklearn_workflow(tmp_path):
+    r = run_example("plot_sklearn_workflow", tmp_path)
+    search = r["search"]
+    # GridSearchCV refit the setting the callable picks: the lowest ECE among
+    # those within one point of the best cross-validated accuracy.
+    good = search["accuracy"] >= search["accuracy"].max() - 0.01
+    assert good[search["best_index"]]
+    assert search["ece"][search["best_index"]] == search["ece"][good].min()
+    for name in ("MLPClassifier", "CalibratedClassifierCV(MLP)", "skbnn psgld (searched)"):
+        assert r[name]["accuracy"] > 0.93, name
+        assert 0 < r[name]["nll"] < 0.3, name
+        assert r[name]["ece"] < 0.06, name
