@@ -65,3 +65,15 @@ def test_sklearn_workflow(tmp_path):
         assert r[name]["accuracy"] > 0.93, name
         assert 0 < r[name]["nll"] < 0.3, name
         assert r[name]["ece"] < 0.06, name
+
+
+def test_psgld_cnn_voting(tmp_path):
+    r = run_example("plot_psgld_cnn_voting", tmp_path)
+    assert r["n_members"] == 20
+    for kind in ("hard", "soft"):
+        assert r[f"{kind}_accuracy"] > 0.9, kind
+    assert abs(r["hard_accuracy"] - r["soft_accuracy"]) < 0.03
+    share, accuracy = r["threshold_share"], r["threshold_accuracy"]
+    assert (share[1:] <= share[:-1]).all()
+    # The study's point: members that agree are right more often.
+    assert accuracy[-1] >= accuracy[0]
