@@ -253,6 +253,9 @@ class BaseBayesianNetwork(BaseEstimator):
         coefs, intercepts = self._output_units(coefs, intercepts)
 
         self.model_ = jax.device_get(model)
+        # a refit with another strategy must not keep the last one's diagnostics
+        for name in getattr(getattr(self, "inference_", None), "fitted_diagnostics", ()):
+            self.__dict__.pop(f"{name}_", None)
         self.inference_ = strategy
         self.coefs_ = coefs
         self.intercepts_ = intercepts

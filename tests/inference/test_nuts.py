@@ -196,3 +196,15 @@ def test_verbose_reports_the_run_and_no_warmup_is_allowed(capsys):
     out = capsys.readouterr().out
     assert "2 chains x (0 warmup + 5 sampling)" in out and "max R-hat" in out
     assert clf.n_iter_ == 5
+
+
+def test_refit_with_another_strategy_drops_the_nuts_diagnostics():
+    X, y = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 2
+    clf = BayesianMLPClassifier((), inference=NUTS(n_chains=1, n_warmup=20, n_draws=20,
+                                                   init="network"), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert hasattr(clf, "rhat_") and hasattr(clf, "n_divergences_")
+    clf.set_params(inference="map").fit(X, y)
+    assert not hasattr(clf, "rhat_") and not hasattr(clf, "n_divergences_")
