@@ -77,3 +77,19 @@ def test_psgld_cnn_voting(tmp_path):
     assert (share[1:] <= share[:-1]).all()
     # The study's point: members that agree are right more often.
     assert accuracy[-1] >= accuracy[0]
+
+
+def test_nuts_regression_spiral(tmp_path):
+    r = run_example("plot_nuts_regression_spiral", tmp_path)
+    reg = r["regression"]
+    base = reg["10 units, prior scale 1"]
+    # The 95% band covers most training targets and widens away from the data.
+    assert 0.8 <= base["coverage"] <= 1.0
+    assert base["band_outside"] > 1.5 * base["band_inside"]
+    # The study's point about the prior: scale 0.1 is too rigid to fit x sin(5x).
+    assert reg["prior scale 0.1: too rigid"]["rmse"] > 1.5 * base["rmse"]
+    spiral = r["spiral"]
+    assert spiral["nuts"]["train_accuracy"] > 0.9
+    assert spiral["map"]["train_accuracy"] > 0.9
+    # Away from the data the MAP network is confident, NUTS is not.
+    assert spiral["nuts"]["entropy_far"] > 2 * spiral["map"]["entropy_far"]
