@@ -9,6 +9,7 @@ from sklearn.base import clone
 from .base import BaseStrategy, Data, InferenceResult, Training
 from .map import MAP
 from .psgld import PSGLD
+from .vi import VI
 
 __all__ = [
     "MAP",
@@ -18,6 +19,7 @@ __all__ = [
     "Data",
     "InferenceResult",
     "Training",
+    "VI",
     "resolve_inference",
 ]
 
@@ -25,6 +27,7 @@ __all__ = [
 STRATEGIES = {
     "map": MAP,
     "psgld": PSGLD,
+    "vi": VI,
 }
 
 

@@ -1,0 +1,230 @@
+"""Mean-field VI: ground truth on the conjugate model, the local reparameterisation, digits."""
+
+import dataclasses
+import warnings
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
+
+from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
+from skbnn.inference import VI, Training
+from skbnn.inference.base import device_data
+from skbnn.inference.vi import gaussian_kl, sample_log_likelihood
+from skbnn.likelihoods import Categorical, Gaussian
+from skbnn.model import Batch, Model
+from skbnn.networks import Network, build_mlp
+from skbnn.posterior import GaussianPosterior
+from skbnn.priors import GaussianPrior
+
+from .._compile import count_compilations
+from .._conjugate import linear_draws, linear_gaussian_problem
+
+
+def _theta(tree):
+    return linear_draws(jax.tree.map(lambda x: np.asarray(x)[None], tree))[0]
+
+
+def test_vi_matches_the_mean_field_optimum_of_bayesian_linear_regression():
+    # For a linear-Gaussian model the mean-field optimum has the exact
+    # posterior mean and sds 1/sqrt(diag(precision)), never above the exact
+    # marginal sds. 3,000 full-batch Adam steps (8 MC draws each) leave a
+    # jitter of the order of the step size: over seeds 0-3 the worst mean
+    # error was 0.01 posterior sd and the sds within 3% of the optimum.
+    p = linear_gaussian_problem()
+    reg = BayesianMLPRegressor(
+        (), inference=VI(n_mc=8, learning_rate=3e-3), noise_std=p.noise_std,
+        normalize_y=False, alpha=p.alpha, batch_size=200, tol=0.0, n_iter_no_change=3000,
+        max_iter=3000, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(p.X, p.y)
+    assert isinstance(reg.posterior_, GaussianPosterior)
+    assert reg.posterior_.structure == "diag"
+    mean = _theta(reg.posterior_.mean)
+    scale = _theta(reg.posterior_.factors["scale"])
+    sd = np.sqrt(np.diag(p.cov))
+    np.testing.assert_array_less(np.abs(mean - p.mean) / sd, 0.1)
+    np.testing.assert_array_less(scale / sd, 1.05)
+    mean_field_sd = 1.0 / np.sqrt(np.diag(np.linalg.inv(p.cov)))
+    np.testing.assert_allclose(scale, mean_field_sd, rtol=0.05)
+
+
+def test_learns_the_noise_scale():
+    # y = x + noise of sd 0.3 on 400 rows: the noise posterior is concentrated
+    # (sd of log sigma about 1/sqrt(2 n) = 0.035) around 0.3.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 1))
+    y = X[:, 0] + 0.3 * rng.normal(size=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = BayesianMLPRegressor((), inference=VI(), normalize_y=False, batch_size=100,
+                                   learning_rate_init=0.01, max_iter=300, tol=0.0,
+                                   n_iter_no_change=300, random_state=0).fit(X, y)
+    log_noise = reg.posterior_.mean["likelihood"]["log_noise"]
+    np.testing.assert_allclose(np.exp(log_noise), 0.3, rtol=0.1)
+    assert 0.01 < float(reg.posterior_.factors["scale"]["likelihood"]["log_noise"][0]) < 0.1
+
+
+def test_gaussian_kl_is_the_expected_log_ratio():
+    rng = np.random.RandomState(0)
+    mean = {"a": jnp.asarray(rng.normal(size=3)), "b": jnp.asarray(rng.normal(size=(2,)))}
+    scale = jax.tree.map(lambda m: jnp.asarray(rng.uniform(0.2, 2.0, size=m.shape)), mean)
+    alpha = 0.7
+    m, s = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)]) for t in (mean, scale))
+    z = m + s * rng.normal(size=(400_000, m.size))
+    log_q = -0.5 * ((z - m) / s) ** 2 - np.log(s)
+    log_p = -0.5 * alpha * z**2 + 0.5 * np.log(alpha)
+    mc = np.mean(np.sum(log_q - log_p, axis=1))  # the 1/sqrt(2 pi) cancels
+    np.testing.assert_allclose(float(gaussian_kl(mean, scale, alpha)), mc, rtol=1e-2)
+
+
+def test_dense_layers_draw_pre_activations_with_the_exact_moments():
+    # Local reparameterisation: given x, a Dense output is Gaussian with mean
+    # x mu_W + mu_b and variance x^2 sigma_W^2 + sigma_b^2. With a Gaussian
+    # likelihood of unit noise and y = 0, loglik = -out^2/2 - log(2 pi)/2.
+    model = Model(build_mlp((), "identity", 1), Gaussian(1, learn_noise=False),
+                  GaussianPrior(1.0))
+    mean = {"network": {"dense_0": {"kernel": jnp.array([[0.5], [-1.0]]),
+                                    "bias": jnp.array([0.2])}}, "likelihood": {}}
+    scale = {"network": {"dense_0": {"kernel": jnp.array([[0.3], [0.1]]),
+                                     "bias": jnp.array([0.4])}}, "likelihood": {}}
+    X = jnp.array([[1.0, 2.0], [-3.0, 0.5]])
+    batch = Batch(X, jnp.zeros((2, 1)), jnp.ones(2))
+
+    @jax.jit
+    def outputs(key):
+        loglik, _ = sample_log_likelihood(key, model, mean, scale, batch)
+        return jnp.sqrt(2.0 * (-loglik - 0.5 * np.log(2 * np.pi)))  # |out|
+
+    keys = jax.random.split(jax.random.key(0), 20_000)
+    abs_out = np.asarray(jax.vmap(outputs)(keys))
+    exact_mean = np.array([1.0 * 0.5 - 2.0 + 0.2, -3.0 * 0.5 - 0.5 + 0.2])
+    exact_var = np.array([0.09 + 4 * 0.01 + 0.16, 9 * 0.09 + 0.25 * 0.01 + 0.16])
+    # E out^2 = mean^2 + var; 20,000 draws give a relative error of about 1%
+    np.testing.assert_allclose(np.mean(abs_out**2, axis=0), exact_mean**2 + exact_var, rtol=0.04)
+    # the two rows get independent noise
+    assert abs(np.corrcoef(abs_out.T)[0, 1]) < 0.05
+
+
+class _ConvDenseModule(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape((x.shape[0], 4, 4, 1))
+        x = nn.relu(nn.Conv(2, (3, 3), name="conv_0")(x))
+        return nn.Dense(3, name="dense_0")(x.reshape((x.shape[0], -1)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _ConvDense(Network):
+    def _module(self):
+        return _ConvDenseModule()
+
+    @property
+    def layer_names(self):
+        return ("conv_0", "dense_0")
+
+    def activation_size(self, input_shape):
+        return 32
+
+
+def test_other_layers_share_one_weight_draw_per_batch():
+    # A network with a convolution: its kernel is drawn once per minibatch
+    # (identical rows get identical conv outputs), Dense pre-activations once
+    # per row. With every Dense scale at zero the rows' outputs are equal;
+    # with the conv scales at zero and the Dense ones not, they differ.
+    model = Model(_ConvDense(), Categorical(3), GaussianPrior(1.0))
+    params = model.init(jax.random.key(0), (16,))
+    X = jnp.ones((4, 16))
+    batch = Batch(X, jnp.zeros(4, jnp.int32), jnp.ones(4))
+
+    def loglik(conv_scale, dense_scale):
+        scale = {"network": {
+            "conv_0": jax.tree.map(lambda p: jnp.full_like(p, conv_scale),
+                                   params["network"]["conv_0"]),
+            "dense_0": jax.tree.map(lambda p: jnp.full_like(p, dense_scale),
+                                    params["network"]["dense_0"]),
+        }, "likelihood": {}}
+        return np.asarray(sample_log_likelihood(jax.random.key(1), model, params, scale,
+                                                batch)[0])
+
+    at_mean = loglik(0.0, 0.0)
+    conv_only = loglik(0.5, 0.0)
+    np.testing.assert_allclose(conv_only, conv_only[0], rtol=1e-6)
+    assert not np.allclose(conv_only, at_mean)
+    dense_only = loglik(0.0, 0.5)
+    assert np.ptp(dense_only) > 1e-3
+
+
+def test_runs_on_a_convolutional_network_and_compiles_once():
+    model = Model(_ConvDense(), Categorical(3), GaussianPrior(1.0))
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(32, 16)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int32) + (X[:, 5] > 0.5)
+    data = device_data(X, y, np.ones(32, np.float32))
+    training = Training(max_iter=5, batch_size=8, learning_rate=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = VI(map_epochs=2).run(model, data, jax.random.key(0), training=training)
+        with count_compilations() as compiled:
+            VI(map_epochs=2, kl_weight=0.5).run(model, data, jax.random.key(1),
+                                                training=training)
+    assert compiled == []
+    draws = first.posterior.predictive_draws()
+    assert jax.tree.leaves(draws)[0].shape[0] == 100
+    assert first.n_steps == (5 + 2) * 4
+
+
+@pytest.fixture(scope="module")
+def digits_fits(digits_split):
+    # With the N(0, 1) prior the T = 1 mean-field posterior is underconfident
+    # on digits (held-out NLL 0.18-0.19 against the MAP's 0.08, as for
+    # pSGLD's cold-posterior effect); with kl_weight = 0.1 it was 0.078-0.081
+    # over seeds 0-1, the MAP's 0.081.
+    X_train, X_test, y_train, y_test = digits_split
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        map_ = BayesianMLPClassifier((64,), inference="map", batch_size=32, max_iter=200,
+                                     random_state=0).fit(X_train, y_train)
+        vi = BayesianMLPClassifier((64,), inference=VI(kl_weight=0.1), batch_size=32,
+                                   max_iter=200, random_state=0).fit(X_train, y_train)
+    return map_, vi
+
+
+def test_elbo_rises_on_digits(digits_fits):
+    _, vi = digits_fits
+    curve = np.asarray(vi.loss_curve_)  # negative ELBO per data point
+    assert len(curve) == vi.n_iter_ == 200
+    assert np.mean(curve[-10:]) < 0.2 * np.mean(curve[:10])
+    # mostly downhill: a 10-epoch moving average falls in most windows
+    smooth = np.convolve(curve, np.ones(10) / 10, mode="valid")
+    assert np.mean(np.diff(smooth) < 0) > 0.8
+
+
+def test_heldout_nll_is_no_worse_than_map(digits_split, digits_fits):
+    _, X_test, _, y_test = digits_split
+    map_, vi = digits_fits
+    nll_map = log_loss(y_test, map_.predict_proba(X_test))
+    nll_vi = log_loss(y_test, vi.predict_proba(X_test))
+    assert nll_vi <= 1.05 * nll_map
+    assert np.mean(vi.predict(X_test) == y_test) > 0.96
+    # a real posterior: the draws disagree, more on the digits it gets wrong
+    u = vi.predict_uncertainty(X_test)
+    wrong = vi.predict(X_test) != y_test
+    assert u.epistemic[wrong].mean() > 3 * u.epistemic[~wrong].mean()
+
+
+def test_settings_are_searchable_and_checked():
+    est = BayesianMLPClassifier(inference=VI(n_mc=2))
+    assert est.get_params()["inference__n_mc"] == 2
+    est.set_params(inference__kl_weight=0.1)
+    assert est.inference.kl_weight == 0.1
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError, match="n_mc"):
+        BayesianMLPClassifier((4,), inference=VI(n_mc=0), max_iter=2).fit(X, y)
