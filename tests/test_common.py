@@ -4,10 +4,11 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
-from skbnn.inference import PSGLD
+from skbnn.inference import PSGLD, VI
 
 # Small networks and budgets, as scikit-learn's own instance generator does for
-# MLPClassifier (max_iter=100). pSGLD keeps 10 draws after a 50% burn-in.
+# MLPClassifier (max_iter=100). pSGLD keeps 10 draws after a 50% burn-in;
+# VI's predictive averages 10 draws.
 FAST = dict(hidden_layer_sizes=(16,), max_iter=100, learning_rate_init=0.01, random_state=0)
 
 
@@ -15,6 +16,7 @@ def _instances():
     for Estimator in (BayesianMLPClassifier, BayesianMLPRegressor):
         yield Estimator(inference="map", **FAST)
         yield Estimator(inference=PSGLD(n_draws=10), **FAST)
+        yield Estimator(inference=VI(n_predictive_draws=10), **FAST)
 
 
 _FLOAT32 = (
