@@ -22,7 +22,7 @@ from skbnn.posterior import GaussianPosterior
 from skbnn.priors import GaussianPrior
 
 from .._compile import count_compilations
-from .._conjugate import linear_draws, linear_gaussian_problem
+from .._conjugate import LinearGaussianProblem, linear_draws, linear_gaussian_problem
 
 
 def _theta(tree):
@@ -53,6 +53,71 @@ def test_vi_matches_the_mean_field_optimum_of_bayesian_linear_regression():
     np.testing.assert_array_less(scale / sd, 1.05)
     mean_field_sd = 1.0 / np.sqrt(np.diag(np.linalg.inv(p.cov)))
     np.testing.assert_allclose(scale, mean_field_sd, rtol=0.05)
+
+
+def _linear_problem(X, y, noise_std=0.5, alpha=1.0):
+    """The exact posterior of tests/_conjugate.py's model for a given design."""
+    phi = np.hstack([X, np.ones((len(X), 1))])
+    cov = np.linalg.inv(alpha * np.eye(phi.shape[1]) + phi.T @ phi / noise_std**2)
+    return LinearGaussianProblem(X, y, noise_std, alpha, cov @ phi.T @ y / noise_std**2, cov)
+
+
+def _design(kind, n=200, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 3))
+    if kind == "orthogonal":  # centred orthogonal columns: a diagonal posterior precision
+        q, _ = np.linalg.qr(X - X.mean(axis=0))
+        X = q * np.sqrt(n) * np.array([0.5, 1.0, 2.0])
+    else:  # "correlated": the first two columns have correlation 0.98
+        X[:, 1] = X[:, 0] + 0.2 * X[:, 1]
+    return _linear_problem(X, X @ np.array([1.0, -0.5, 0.8]) + 0.3 + 0.5 * rng.normal(size=n))
+
+
+def _fit_linear(p, learning_rate, n_steps, seed=0):
+    reg = BayesianMLPRegressor(
+        (), inference=VI(n_mc=8, learning_rate=learning_rate), noise_std=p.noise_std,
+        normalize_y=False, alpha=p.alpha, batch_size=len(p.X), tol=0.0,
+        n_iter_no_change=n_steps, max_iter=n_steps, random_state=seed,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(p.X, p.y)
+    return _theta(reg.posterior_.mean), _theta(reg.posterior_.factors["scale"])
+
+
+def test_vi_is_exact_when_the_posterior_precision_is_diagonal():
+    # With orthogonal, centred inputs the exact posterior factorises, so the
+    # mean-field family contains it: VI must recover the exact mean and the
+    # exact marginal sds, in both directions (neither over- nor understating).
+    # Tolerances: over seeds 0-2 the worst mean error was 0.05 posterior sd
+    # and the worst sd 1.3% off (Adam's jitter at step 3e-3, MC noise of 8
+    # draws); 0.1 sd and 5% are the issue's bounds.
+    p = _design("orthogonal")
+    precision = np.linalg.inv(p.cov)
+    assert np.allclose(precision, np.diag(np.diag(precision)))
+    mean, scale = _fit_linear(p, learning_rate=3e-3, n_steps=3000)
+    sd = np.sqrt(np.diag(p.cov))
+    np.testing.assert_array_less(np.abs(mean - p.mean) / sd, 0.1)
+    np.testing.assert_allclose(scale, sd, rtol=0.05)
+
+
+def test_vi_understates_the_spread_of_correlated_weights_as_mean_field_must():
+    # Two inputs with correlation 0.98: the exact marginal sds of their
+    # weights are about 5x the conditional sds 1/sqrt(diag(precision)), and
+    # the mean-field optimum has the exact mean and the conditional sds. VI
+    # must land there, not in between (which would mean it did not converge
+    # or that the sds are not what the ELBO asks for). The long valley along
+    # w0 - w1 takes a larger step (1e-2) and 8,000 steps to cross; over seeds
+    # 0-2 the worst mean error was then 0.11 exact sd (Adam's jitter at that
+    # step, hence the 0.15 bound) and the sds within 4% of the optimum.
+    p = _design("correlated")
+    sd = np.sqrt(np.diag(p.cov))
+    mean_field_sd = 1.0 / np.sqrt(np.diag(np.linalg.inv(p.cov)))
+    assert np.all(mean_field_sd[:2] < 0.25 * sd[:2])
+    mean, scale = _fit_linear(p, learning_rate=1e-2, n_steps=8000)
+    np.testing.assert_array_less(np.abs(mean - p.mean) / sd, 0.15)
+    np.testing.assert_allclose(scale, mean_field_sd, rtol=0.06)
+    np.testing.assert_array_less(scale[:2] / sd[:2], 0.3)
 
 
 def test_learns_the_noise_scale():
