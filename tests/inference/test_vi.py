@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 
@@ -293,3 +294,37 @@ def test_settings_are_searchable_and_checked():
     y = (X[:, 0] > 0).astype(int)
     with pytest.raises(ValueError, match="n_mc"):
         BayesianMLPClassifier((4,), inference=VI(n_mc=0), max_iter=2).fit(X, y)
+
+
+@pytest.mark.parametrize("Estimator", [BayesianMLPClassifier, BayesianMLPRegressor])
+def test_estimator_is_deterministic_saves_exactly_and_refits_without_compiling(
+        Estimator, tmp_path):
+    rng = np.random.RandomState(0)
+    X, X2 = rng.normal(size=(2, 80, 6))
+    y, y2 = (X[:, 0] > 0).astype(int), (X2[:, 1] > 0).astype(int)
+    if Estimator is BayesianMLPRegressor:
+        y, y2 = X[:, 0] + 0.1 * X[:, 1], X2[:, 1]
+
+    def fit(random_state, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return Estimator((8,), inference=VI(n_predictive_draws=5), max_iter=12,
+                             random_state=random_state, **kw).fit(X, y)
+
+    a, b, c = fit(3), fit(3), fit(4)
+    draws = a.sample_predictions(X)
+    assert draws.shape[0] == 5
+    np.testing.assert_array_equal(draws, b.sample_predictions(X))
+    assert not np.allclose(draws, c.sample_predictions(X))
+    # the posterior is stored as plain arrays: the loaded estimator draws the same
+    a.save(tmp_path / "vi.npz")
+    np.testing.assert_array_equal(Estimator.load(tmp_path / "vi.npz").sample_predictions(X),
+                                  draws)
+    # a grid search changes numeric settings, data values and seeds, not shapes
+    other = clone(a).set_params(alpha=0.5, random_state=1, inference__kl_weight=0.3,
+                                inference__init_scale=0.01)
+    with count_compilations() as compiled, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        other.fit(X2, y2)
+        other.predict(X2[:7])
+    assert compiled == []
