@@ -15,7 +15,7 @@ from sklearn.metrics import log_loss
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
 from skbnn.inference import VI, Training
 from skbnn.inference.base import device_data
-from skbnn.inference.vi import gaussian_kl, sample_log_likelihood
+from skbnn.inference.vi import MeanFieldPosterior, gaussian_kl, sample_log_likelihood
 from skbnn.likelihoods import Categorical, Gaussian
 from skbnn.model import Batch, Model
 from skbnn.networks import Network, build_mlp
@@ -328,3 +328,44 @@ def test_estimator_is_deterministic_saves_exactly_and_refits_without_compiling(
         other.fit(X2, y2)
         other.predict(X2[:7])
     assert compiled == []
+
+
+def test_local_predictive_has_the_weight_draws_predictive_per_row():
+    # A wide posterior over a 5-16-8-3 tanh MLP (sds 0.5, so the draws
+    # disagree a lot). Per row, drawing the first layer's outputs from their
+    # Gaussian is the same distribution as drawing its weights: the two
+    # predictives' means and per-row variances of the class probabilities
+    # must agree to Monte Carlo error. With 4,000 draws each, a probability
+    # mean has an sd of at most 0.5/sqrt(4000) = 0.008 per predictive, so a
+    # difference above 0.04 (3.5 sd of the difference) means a wrong layer.
+    model = Model(build_mlp((16, 8), "tanh", 3), Categorical(3), GaussianPrior(1.0))
+    mean = model.init(jax.random.key(0), (5,))
+    scale = jax.tree.map(lambda p: jnp.full_like(p, 0.5), mean)
+    X = np.random.RandomState(0).normal(size=(40, 5)).astype(np.float32)
+    fields = dict(mean=mean, factors={"scale": scale},
+                  key_data=np.asarray(jax.random.key_data(jax.random.key(1))),
+                  structure="diag", n_predictive_draws=4000)
+    (local,) = MeanFieldPosterior(**fields).predict_draws(model, X, chunk_size=16)
+    (weights,) = GaussianPosterior(**fields).predict_draws(model, X, chunk_size=16)
+    assert local.shape == weights.shape == (4000, 40, 3)
+    np.testing.assert_allclose(local.mean(0), weights.mean(0), atol=0.04)
+    np.testing.assert_allclose(local.std(0), weights.std(0), atol=0.04)
+    assert local.std(0).mean() > 0.1  # the check is not vacuous
+    # a row's draws do not depend on where it stands or what comes with it
+    (subset,) = MeanFieldPosterior(**fields).predict_draws(model, X[[7, 3, 30]], chunk_size=16)
+    np.testing.assert_array_equal(subset, local[:, [7, 3, 30]])
+
+
+def test_vi_returns_the_local_predictive_unless_told_not_to(digits_split):
+    X_train, X_test, y_train, _ = digits_split
+    X_train, y_train = X_train[:200], y_train[:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        local = BayesianMLPClassifier((8,), inference=VI(n_predictive_draws=7), max_iter=3,
+                                      random_state=0).fit(X_train, y_train)
+        plain = BayesianMLPClassifier((8,), inference=VI(n_predictive_draws=7,
+                                                         local_predictive=False),
+                                      max_iter=3, random_state=0).fit(X_train, y_train)
+    assert type(local.posterior_) is MeanFieldPosterior
+    assert type(plain.posterior_) is GaussianPosterior
+    assert local.sample_predictions(X_test[:5]).shape == (7, 5, 10)
