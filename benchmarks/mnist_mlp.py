@@ -189,10 +189,13 @@ def main(argv=None):
     parser.add_argument("--n-cycles", type=int, default=1, help="pSGLD step-size cycles")
     parser.add_argument("--vi-alpha", type=float, default=1.0,
                         help="prior precision of the vi and numpyro-svi rows")
-    parser.add_argument("--kl-weight", type=float, default=1.0, help="skbnn vi's kl_weight")
+    # As for pSGLD, a cold posterior calibrates best: at kl_weight=1 (the
+    # objective numpyro's row optimises, kept as the "vi kl_weight=1" row) the
+    # mean-field posterior is underconfident (NLL 0.12, ECE 0.05).
+    parser.add_argument("--kl-weight", type=float, default=0.1, help="skbnn vi's kl_weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
-                        help="comma-separated subset of sklearn,map,psgld1,psgld4,vi,numpyro-svi")
+                        help="comma-separated subset of sklearn,map,psgld1,psgld4,vi,vi1,numpyro-svi")
     args = parser.parse_args(argv)
 
     data = {
@@ -215,6 +218,8 @@ def main(argv=None):
         "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
         "vi": ("skbnn vi", lambda: skbnn_row(args, data, VI(kl_weight=args.kl_weight),
                                              alpha=args.vi_alpha)),
+        "vi1": ("skbnn vi kl_weight=1", lambda: skbnn_row(args, data, VI(kl_weight=1.0),
+                                                          alpha=args.vi_alpha)),
         "numpyro-svi": ("numpyro SVI AutoNormal", lambda: numpyro_svi_row(args, data)),
     }
     rows = []
@@ -244,12 +249,15 @@ def main(argv=None):
             cells.append(fmt.format(r[c]))
         print(" | ".join(cells))
     by = {r["method"]: r for r in rows}
-    vi, svi = by.get("skbnn vi"), by.get("numpyro SVI AutoNormal")
-    if vi and svi:
-        print()
-        print(f"vi fit / numpyro SVI fit: {vi['fit s'] / svi['fit s']:.2f} (target <= 0.5)")
-        print(f"vi predict / numpyro Predictive: {vi['predict s'] / svi['predict s']:.2f} "
-              "(target <= 0.2)")
+    svi = by.get("numpyro SVI AutoNormal")
+    for name in ("skbnn vi", "skbnn vi kl_weight=1"):
+        vi = by.get(name)
+        if vi and svi:
+            print()
+            print(f"{name} fit / numpyro SVI fit: {vi['fit s'] / svi['fit s']:.2f} "
+                  "(target <= 0.5)")
+            print(f"{name} predict / numpyro Predictive: "
+                  f"{vi['predict s'] / svi['predict s']:.2f} (target <= 0.2)")
     if base is not None:
         one, four, mapr = (by.get("skbnn psgld 1 chain"), by.get("skbnn psgld 4 chains"),
                            by.get("skbnn map"))
