@@ -34,3 +34,29 @@ def test_psgld_mnist_shift(tmp_path):
     # The study's point: pSGLD lets far fewer unfamiliar inputs through at
     # confidence 0.6 than the MAP network does.
     assert r["psgld"]["shift_share_06"] < 0.5 * r["map"]["shift_share_06"]
+
+
+def test_sklearn_workflow(tmp_path):
+    r = run_example("plot_sklearn_workflow", tmp_path)
+    search = r["search"]
+    # GridSearchCV refit the setting the callable picks: the lowest ECE among
+    # those within one point of the best cross-validated accuracy.
+    good = search["accuracy"] >= search["accuracy"].max() - 0.01
+    assert good[search["best_index"]]
+    assert search["ece"][search["best_index"]] == search["ece"][good].min()
+    for name in ("MLPClassifier", "CalibratedClassifierCV(MLP)", "skbnn psgld (searched)"):
+        assert r[name]["accuracy"] > 0.93, name
+        assert 0 < r[name]["nll"] < 0.3, name
+        assert r[name]["ece"] < 0.06, name
+
+
+def test_psgld_cnn_voting(tmp_path):
+    r = run_example("plot_psgld_cnn_voting", tmp_path)
+    assert r["n_members"] == 20
+    for kind in ("hard", "soft"):
+        assert r[f"{kind}_accuracy"] > 0.9, kind
+    assert abs(r["hard_accuracy"] - r["soft_accuracy"]) < 0.03
+    share, accuracy = r["threshold_share"], r["threshold_accuracy"]
+    assert (share[1:] <= share[:-1]).all()
+    # The study's point: members that agree are right more often.
+    assert accuracy[-1] >= accuracy[0]
