@@ -8,11 +8,13 @@ from sklearn.base import clone
 
 from .base import BaseStrategy, Data, InferenceResult, Training
 from .map import MAP
+from .nuts import NUTS
 from .psgld import PSGLD
 from .vi import VI
 
 __all__ = [
     "MAP",
+    "NUTS",
     "PSGLD",
     "STRATEGIES",
     "BaseStrategy",
@@ -26,6 +28,7 @@ __all__ = [
 #: Strategy classes by the name ``inference=`` accepts.
 STRATEGIES = {
     "map": MAP,
+    "nuts": NUTS,
     "psgld": PSGLD,
     "vi": VI,
 }
