@@ -10,6 +10,7 @@ from .base import BaseStrategy, Data, InferenceResult, Training
 from .map import MAP
 from .nuts import NUTS
 from .psgld import PSGLD
+from .vi import VI
 
 __all__ = [
     "MAP",
@@ -20,6 +21,7 @@ __all__ = [
     "Data",
     "InferenceResult",
     "Training",
+    "VI",
     "resolve_inference",
 ]
 
@@ -28,6 +30,7 @@ STRATEGIES = {
     "map": MAP,
     "nuts": NUTS,
     "psgld": PSGLD,
+    "vi": VI,
 }
 
 

@@ -1,0 +1,559 @@
+"""Mean-field variational inference (Bayes by Backprop with local reparameterisation).
+
+The variational family is a diagonal Gaussian ``q(theta) = N(mu, diag(sigma^2))``
+over every parameter: network weights and the likelihood's own parameters
+(the Gaussian noise's ``log_noise``). ``mu`` and ``log sigma`` are trained with
+optax's Adam on the minibatch estimate of the negative evidence lower bound
+
+    -ELBO = - data_size * mean over the batch of E_q[weight * log p(y | x, theta)]
+            + kl_weight * KL(q || prior),
+
+where the KL to the network's ``GaussianPrior`` is in closed form and the
+likelihood parameters' part (their prior is not Gaussian) is the closed-form
+entropy of ``q`` minus a Monte Carlo estimate of ``E_q[log prior]``. With
+``kl_weight = T`` the optimum is the mean-field approximation of the tempered
+posterior ``p(theta | data)^(1/T)`` (pSGLD's ``temperature``).
+
+The expectation is estimated with ``n_mc`` reparameterised samples per step:
+
+- every ``flax.linen.Dense`` layer uses the local reparameterisation trick
+  (Kingma, Salimans & Welling, 2015): its pre-activations are Gaussian given
+  the inputs, with mean ``x mu_W + mu_b`` and variance ``x^2 sigma_W^2 +
+  sigma_b^2``, so one draw per example costs two matrix products instead of
+  one weight sample per example, and the gradient's variance drops;
+- every other parameter (convolution kernels, the likelihood's) is drawn once
+  per minibatch (plain reparameterisation).
+
+The Dense layers are found by intercepting their calls
+(``flax.linen.intercept_methods``), so any network built from flax modules
+works unchanged; the weights a Dense layer would otherwise read are sampled
+too but unused, and XLA drops that work.
+
+``loss_curve`` holds, per epoch, the mean over its minibatches of the negative
+ELBO estimate divided by the data size (total sample weight): the scale of
+MAP's loss, which it equals when every ``sigma`` is zero, plus the KL term.
+The result is a :class:`~skbnn.posterior.GaussianPosterior` with the ``"diag"``
+structure; the predictive averages ``n_predictive_draws`` draws. By default
+(``local_predictive=True``) it is a :class:`~skbnn.inference.vi.MeanFieldPosterior`, which predicts
+with the local reparameterisation of the first Dense layer: see there.
+"""
+
+import math
+from functools import partial
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from .._types import Params
+from ..posterior import GaussianPosterior
+from ..utils._io import serializable
+from ..utils._sklearn_compat import Interval
+from . import map as map_
+from .base import (
+    BaseStrategy,
+    Data,
+    EpochMonitor,
+    InferenceResult,
+    Training,
+    check_finite,
+    count_batches,
+    scan_minibatches,
+    single_start,
+)
+
+__all__ = [
+    "MeanFieldPosterior",
+    "VI",
+    "VIConfig",
+    "VIInfo",
+    "VIState",
+    "gaussian_kl",
+    "init",
+    "neg_elbo",
+    "run",
+    "sample_log_likelihood",
+    "step",
+]
+
+
+class VIState(NamedTuple):
+    variational: dict  # {"mean": params, "log_scale": params}
+    opt_state: optax.OptState
+
+
+class VIInfo(NamedTuple):
+    loss: jax.Array  # minibatch negative ELBO per data point
+    kl: jax.Array  # KL(q || prior) (network part closed form, likelihood part estimated)
+
+
+@struct.dataclass
+class VIConfig:
+    """Frozen settings of :func:`run`.
+
+    Numeric settings are pytree leaves (new values reuse the compiled
+    program); the sample counts fix array shapes and are static.
+    """
+
+    learning_rate: jax.Array
+    beta_1: jax.Array
+    beta_2: jax.Array
+    epsilon: jax.Array
+    kl_weight: jax.Array
+    init_scale: jax.Array
+    n_mc: int = struct.field(pytree_node=False, default=1)
+    n_predictive_draws: int = struct.field(pytree_node=False, default=100)
+    map_epochs: int = struct.field(pytree_node=False, default=0)
+    local_predictive: bool = struct.field(pytree_node=False, default=True)
+
+
+def _optimizer(config: VIConfig):
+    return optax.adam(config.learning_rate, b1=config.beta_1, b2=config.beta_2,
+                      eps=config.epsilon)
+
+
+def init(params, config: VIConfig) -> VIState:
+    """Means at ``params``, every standard deviation at ``init_scale``."""
+    log_scale = jax.tree.map(
+        lambda p: jnp.full_like(p, jnp.log(config.init_scale)), params
+    )
+    variational = {"mean": params, "log_scale": log_scale}
+    return VIState(variational, _optimizer(config).init(variational))
+
+
+def _set_path(tree, path, value):
+    if not path:
+        return value
+    head, *rest = path
+    return {**tree, head: _set_path(tree.get(head, {}), tuple(rest), value)}
+
+
+def _get_path(tree, path):
+    for name in path:
+        tree = tree[name]
+    return tree
+
+
+def _normal_like(rng_key, tree):
+    leaves, treedef = jax.tree.flatten(tree)
+    keys = jax.random.split(rng_key, max(len(leaves), 1))
+    return jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    )
+
+
+def sample_log_likelihood(rng_key, model, mean, scale, batch: Data):
+    """One reparameterised draw of the per-row log-likelihood, and the parameter draw.
+
+    Dense layers draw their pre-activations (local reparameterisation); all
+    other parameters are drawn once for the batch. Returns ``(loglik (n,), sample)``.
+    """
+    key_params, key_local = jax.random.split(rng_key)
+    sample = jax.tree.map(lambda m, s, e: m + s * e, mean, scale, _normal_like(key_params, mean))
+    n_dense = [0]  # Dense calls in trace order: each gets its own noise
+
+    def local_reparameterisation(next_fun, args, kwargs, context):
+        module = context.module
+        if not (isinstance(module, nn.Dense) and context.method_name == "__call__"):
+            return next_fun(*args, **kwargs)
+        x = args[0] if args else kwargs["inputs"]
+        mu = _get_path(mean["network"], module.path)
+        sd = _get_path(scale["network"], module.path)
+        x = jnp.asarray(x, mu["kernel"].dtype)
+        out_mean = x @ mu["kernel"]
+        out_var = jnp.square(x) @ jnp.square(sd["kernel"])
+        if module.use_bias:
+            out_mean = out_mean + mu["bias"]
+            out_var = out_var + jnp.square(sd["bias"])
+        key = jax.random.fold_in(key_local, n_dense[0])
+        n_dense[0] += 1
+        eps = jax.random.normal(key, out_mean.shape, out_mean.dtype)
+        return out_mean + jnp.sqrt(out_var) * eps
+
+    with nn.intercept_methods(local_reparameterisation):
+        outputs = model.network.apply(sample["network"], batch.X)
+    loglik = model.likelihood.log_likelihood(sample["likelihood"], outputs, batch.y)
+    return loglik, sample
+
+
+def _row_hashes(X):
+    """A uint32 hash of each row's bits: equal rows, equal hashes, wherever they are."""
+    bits = jax.lax.bitcast_convert_type(X.reshape((X.shape[0], -1)).astype(jnp.float32),
+                                        jnp.uint32)
+    # odd multipliers, one per feature: a row's hash changes with any of its values
+    mix = jax.random.bits(jax.random.key(0), bits.shape[1:], jnp.uint32) | jnp.uint32(1)
+    hashes = jnp.sum(bits * mix, axis=1, dtype=jnp.uint32)
+    return hashes ^ (hashes >> 16)
+
+
+def _first_dense_moments(module, x, posterior):
+    """Mean and sd of a Dense layer's outputs given its inputs ``x`` (independent weights)."""
+    mu = _get_path(posterior.mean["network"], module.path)
+    sd = _get_path(posterior.factors["scale"]["network"], module.path)
+    out_mean = x @ mu["kernel"]
+    out_var = jnp.square(x) @ jnp.square(sd["kernel"])
+    if module.use_bias:
+        out_mean = out_mean + mu["bias"]
+        out_var = out_var + jnp.square(sd["bias"])
+    return out_mean, jnp.sqrt(out_var)
+
+
+def _first_dense_path(model, input_shape):
+    """Path of the first Dense layer the network calls, or None (found by tracing once)."""
+    found = []
+
+    def record(next_fun, args, kwargs, context):
+        if not found and isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+            found.append(tuple(context.module.path))
+        return next_fun(*args, **kwargs)
+
+    def apply(params, X):
+        with nn.intercept_methods(record):
+            return model.network.apply(params, X)
+
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
+    jax.eval_shape(apply, params["network"], jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
+    return found[0] if found else None
+
+
+def _drop_path(tree, path):
+    head, *rest = path
+    if not rest:
+        return {k: v for k, v in tree.items() if k != head}
+    return {**tree, head: _drop_path(tree[head], tuple(rest))}
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _sample_but_one_layer(posterior, rng_key, n_draws, path):
+    """``n_draws`` weight draws of every parameter but the layer at ``path`` (left out)."""
+    skip = ("network", *path)
+    mean = _drop_path(posterior.mean, skip)
+    scale = _drop_path(posterior.factors["scale"], skip)
+    leaves, treedef = jax.tree.flatten(mean)
+    keys = jax.random.split(rng_key, max(len(leaves), 1))
+    noise = [jax.random.normal(k, (n_draws, *m.shape), m.dtype) for k, m in zip(keys, leaves)]
+    return jax.tree.map(lambda m, sd, e: m + sd * e, mean, scale,
+                        jax.tree.unflatten(treedef, noise))
+
+
+@partial(jax.jit, static_argnums=5)
+def _local_predict_chunk(model, posterior, draws, rng_key, X, path):
+    n_draws = jax.tree.leaves(draws)[0].shape[0]
+    # Each row walks through one pool of n_draws noise vectors from its own
+    # starting point (from its hash): a row's draws use n_draws independent
+    # vectors, each independent of the weights drawn with it, so every row's
+    # predictive is exact; drawing n_draws * n_rows vectors instead would cost
+    # more than the network.
+    offsets = _row_hashes(X) % jnp.uint32(n_draws)
+
+    skip = ("network", *path)
+    layer_mean = _get_path(posterior.mean, skip)  # never read: the layer is intercepted
+
+    def one_draw(params, index):
+        params = _set_path(params, skip, layer_mean)
+        first = [True]
+
+        def local_reparameterisation(next_fun, args, kwargs, context):
+            module = context.module
+            if not (first[0] and isinstance(module, nn.Dense)
+                    and context.method_name == "__call__"):
+                return next_fun(*args, **kwargs)
+            first[0] = False
+            # in an MLP x is the input, the same for every draw: under vmap
+            # these two products are not batched, so they run once
+            out_mean, out_sd = _first_dense_moments(
+                module, args[0] if args else kwargs["inputs"], posterior)
+            pool = jax.random.normal(rng_key, (n_draws, *out_mean.shape[1:]), out_mean.dtype)
+            return out_mean + out_sd * pool[(offsets + index) % n_draws]
+
+        with nn.intercept_methods(local_reparameterisation):
+            return model.predict(params, X)
+
+    return jax.vmap(one_draw)(draws, jnp.arange(n_draws, dtype=jnp.uint32))
+
+
+@serializable
+@struct.dataclass
+class MeanFieldPosterior(GaussianPosterior):
+    """Diagonal Gaussian posterior that predicts with the local reparameterisation.
+
+    For one input row, a Dense layer's output under independent Gaussian
+    weights is Gaussian with mean ``x mu_W + mu_b`` and variance
+    ``x^2 sigma_W^2 + sigma_b^2``. Drawing the first Dense layer's outputs from
+    that distribution, instead of drawing its weights, leaves every row's
+    predictive distribution exactly as it was, and since the first layer's
+    input does not depend on the draw its two products run once for all
+    draws: on a 784-300-100-10 MLP a draw then costs the 31k weights after
+    the first layer instead of all 266k. The other parameters are drawn once
+    per draw and shared by all rows, as in :class:`~skbnn.posterior.GaussianPosterior`.
+
+    What changes is the joint across rows: draw ``s`` of two rows no longer
+    shares the first layer's weights, so ``sample_predictions`` gives exact
+    per-row draws, not draws of one function over all rows. The rows share
+    one pool of ``n_predictive_draws`` noise vectors, each row starting at a
+    place set by a hash of its values, so a row gets the same draws wherever
+    it appears (predicting a subset of rows gives the same values as
+    predicting all). ``sample`` and ``predictive_draws`` still
+    return weight draws.
+    """
+
+    def predict_draws(self, model, X, *, chunk_size=256):
+        """Per-draw predictive quantities, each ``(n_predictive_draws, n_samples, ...)``."""
+        path = _first_dense_path(model, np.shape(X)[1:])
+        if path is None:  # no Dense layer: weight draws only
+            return super().predict_draws(model, X, chunk_size=chunk_size)
+        key_weights, key_local = jax.random.split(
+            jax.random.wrap_key_data(jnp.asarray(self.key_data)))
+        draws = _sample_but_one_layer(self, key_weights, self.n_predictive_draws, path)
+        return _in_chunks(
+            lambda chunk: _local_predict_chunk(model, self, draws, key_local, chunk, path),
+            X, chunk_size,
+        )
+
+
+def _in_chunks(fun, X, chunk_size):
+    """``fun`` on fixed-size chunks of rows (the last one padded), concatenated on axis 1."""
+    X = np.asarray(X)
+    parts = []
+    for start in range(0, X.shape[0], chunk_size):
+        chunk = X[start : start + chunk_size]
+        n_valid = chunk.shape[0]
+        if n_valid < chunk_size:
+            pad = np.zeros((chunk_size - n_valid, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        parts.append(tuple(np.asarray(o)[:, :n_valid] for o in fun(jnp.asarray(chunk))))
+    return tuple(np.concatenate(group, axis=1) for group in zip(*parts))
+
+
+def gaussian_kl(mean, scale, alpha):
+    """``KL(N(mean, scale^2) || N(0, 1/alpha))`` summed over every leaf (closed form)."""
+    def one(m, s):
+        var = jnp.square(s)
+        return 0.5 * jnp.sum(alpha * (var + jnp.square(m)) - 1.0 - jnp.log(alpha * var))
+    return sum((one(m, s) for m, s in zip(jax.tree.leaves(mean), jax.tree.leaves(scale))),
+               jnp.zeros((), jnp.result_type(float)))
+
+
+def _entropy(scale):
+    half_log_2pi_e = 0.5 * math.log(2.0 * math.pi * math.e)
+    return sum((jnp.sum(jnp.log(s) + half_log_2pi_e) for s in jax.tree.leaves(scale)),
+               jnp.zeros((), jnp.result_type(float)))
+
+
+def neg_elbo(variational, rng_key, batch: Data, *, model, config: VIConfig, data_size, n_eff):
+    """Minibatch estimate of the negative ELBO per data point, and the KL."""
+    mean = variational["mean"]
+    scale = jax.tree.map(jnp.exp, variational["log_scale"])
+    keys = jax.random.split(rng_key, config.n_mc)
+
+    def one_draw(key):
+        loglik, sample = sample_log_likelihood(key, model, mean, scale, batch)
+        ell = data_size * jnp.mean(batch.weight * loglik)
+        return ell, model.likelihood.log_prior(sample["likelihood"])
+
+    ell, lik_log_prior = jax.vmap(one_draw)(keys)
+    kl = gaussian_kl(mean["network"], scale["network"], jnp.asarray(model.prior.alpha))
+    kl = kl - _entropy(scale["likelihood"]) - jnp.mean(lik_log_prior)
+    loss = (-jnp.mean(ell) + config.kl_weight * kl) / n_eff
+    return loss, kl
+
+
+def step(rng_key, state: VIState, batch, *, model, config: VIConfig, data_size, n_eff):
+    """One Adam step on the minibatch negative ELBO."""
+    (loss, kl), grads = jax.value_and_grad(
+        partial(neg_elbo, model=model, config=config, data_size=data_size, n_eff=n_eff),
+        has_aux=True,
+    )(state.variational, rng_key, batch)
+    updates, opt_state = _optimizer(config).update(grads, state.opt_state, state.variational)
+    variational = optax.apply_updates(state.variational, updates)
+    return VIState(variational, opt_state), VIInfo(loss, kl)
+
+
+@partial(jax.jit, static_argnames=("input_shape",))
+def _init(model, config, rng_key, input_shape, init_params):
+    return init(single_start(model, rng_key, input_shape, init_params), config)
+
+
+@jax.jit
+def _restart(config, params):
+    return init(params, config)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "shuffle"))
+def _epoch(model, config, state, data, rng_key, epoch, batch_size, shuffle):
+    rng_key = jax.random.fold_in(rng_key, epoch)
+    data_size = data.X.shape[0]
+    n_eff = jnp.sum(data.weight)
+
+    def step_fn(key, state, batch):
+        return step(key, state, batch, model=model, config=config, data_size=data_size,
+                    n_eff=n_eff)
+
+    state, info = scan_minibatches(step_fn, state, data, rng_key, batch_size, shuffle)
+    return state, jnp.mean(info.loss), info.kl[-1]
+
+
+@jax.jit
+def _posterior_parts(variational, rng_key):
+    return (variational["mean"], jax.tree.map(jnp.exp, variational["log_scale"]),
+            jax.random.key_data(rng_key))
+
+
+def _map_warm_start(model, data, config, key, training, init_params):
+    """``config.map_epochs`` epochs of MAP (Adam) from the usual start: the means' start."""
+    map_config = map_.MAPConfig(config.learning_rate, config.beta_1, config.beta_2,
+                                config.epsilon)
+    key_init, key_epochs = jax.random.split(key)
+    state = map_._init(model, map_config, key_init, data.X.shape[1:], init_params)
+    for epoch in range(config.map_epochs):
+        state, _ = map_._epoch(model, map_config, state, data, key_epochs, epoch,
+                               training.batch_size, training.shuffle)
+    return state.params
+
+
+def run(model, data: Data, config: VIConfig, key, *, training: Training,
+        init_params=None, validation: Data | None = None) -> InferenceResult:
+    """Maximise the ELBO for up to ``training.max_iter`` epochs with scikit-learn's stopping rule."""
+    key_init, key_epochs, key_predict = jax.random.split(key, 3)
+    if config.map_epochs:
+        start = _map_warm_start(model, data, config, key_init, training, init_params)
+        state = _restart(config, start)
+    else:
+        state = _init(model, config, key_init, data.X.shape[1:], init_params)
+    monitor = EpochMonitor(training, model=model, validation=validation)
+    advice = (
+        f"Lower learning_rate_init (now {float(config.learning_rate):g}) or init_scale "
+        f"(now {float(config.init_scale):g}), raise alpha, or scale the inputs "
+        "(e.g. with StandardScaler)."
+    )
+    best = None
+    for epoch in range(training.max_iter):
+        state, loss, kl = _epoch(model, config, state, data, key_epochs, epoch,
+                                 training.batch_size, training.shuffle)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"Inference with 'vi' diverged at epoch {epoch + 1}: the ELBO is no "
+                f"longer finite. {advice}"
+            )
+        mean = state.variational["mean"]
+        stop = monitor.update(loss, mean, extra=f", KL = {float(kl):.6g}")
+        if monitor.best_params is mean:
+            best = state
+        if stop:
+            break
+    if validation is not None and best is not None:
+        state = best
+    mean, scale, key_data = _posterior_parts(state.variational, key_predict)
+    check_finite((mean, scale), strategy="vi", advice=advice)
+    monitor.warn_if_not_converged("vi")
+    n_iter = len(monitor.loss_curve)
+    posterior_class = MeanFieldPosterior if config.local_predictive else GaussianPosterior
+    posterior = posterior_class(
+        mean=jax.device_get(mean), factors={"scale": jax.device_get(scale)},
+        key_data=np.asarray(key_data), structure="diag",
+        n_predictive_draws=config.n_predictive_draws,
+    )
+    return InferenceResult(
+        posterior=posterior,
+        loss_curve=monitor.loss_curve,
+        n_iter=n_iter,
+        diagnostics={"kl": float(kl), "map_epochs": config.map_epochs},
+        validation_scores=monitor.validation_scores,
+        best_loss=None if validation is not None else monitor.best_loss,
+        n_steps=(n_iter + config.map_epochs) * count_batches(data.X.shape[0],
+                                                             training.batch_size),
+    )
+
+
+@serializable
+class VI(BaseStrategy):
+    """Mean-field Gaussian variational inference (Bayes by Backprop, local reparameterisation).
+
+    Parameters
+    ----------
+    learning_rate : float or None, default=None
+        Adam's step size for the means and log standard deviations; None uses
+        the estimator's ``learning_rate_init``.
+    n_mc : int, default=1
+        Monte Carlo draws of the expected log-likelihood per step.
+    kl_weight : float, default=1.0
+        Weight of the KL term: the posterior temperature ``T`` (the ELBO of
+        ``p(theta | data)^(1/T)``, up to the factor ``T``). Below 1: a cold
+        posterior, more confident.
+    init_scale : float, default=1e-3
+        Initial standard deviation of every parameter; the means start at the
+        network's usual initialisation (or the MAP warm start).
+    map_epochs : int, default=0
+        Epochs of MAP training (Adam, same learning rate) before the ELBO is
+        optimised: a start for the means. They count in ``n_steps`` but not in
+        ``n_iter_`` or ``loss_curve_``.
+    n_predictive_draws : int, default=100
+        Parameter draws the posterior predictive averages over.
+    local_predictive : bool, default=True
+        Predict with the local reparameterisation of the first Dense layer
+        (a :class:`~skbnn.inference.vi.MeanFieldPosterior`): the same per-row predictive at a
+        fraction of the cost, but draws of different rows do not share the
+        first layer's weights. False: every draw is one weight draw for all
+        rows (a plain :class:`~skbnn.posterior.GaussianPosterior`).
+    beta_1, beta_2, epsilon : float
+        Adam's settings, with scikit-learn MLP's names and defaults.
+
+    Notes
+    -----
+    ``loss_curve_`` is the negative ELBO per data point (see the module notes);
+    the stopping rule (``tol``, ``n_iter_no_change``, ``early_stopping``) acts
+    on it, or on the validation score of the mean parameters.
+    """
+
+    name = "vi"
+
+    _parameter_constraints = {
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "n_mc": [Interval(Integral, 1, None, closed="left")],
+        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "map_epochs": [Interval(Integral, 0, None, closed="left")],
+        "n_predictive_draws": [Interval(Integral, 1, None, closed="left")],
+        "local_predictive": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, *, learning_rate=None, n_mc=1, kl_weight=1.0, init_scale=1e-3,
+                 map_epochs=0, n_predictive_draws=100, local_predictive=True, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8):
+        self.learning_rate = learning_rate
+        self.n_mc = n_mc
+        self.kl_weight = kl_weight
+        self.init_scale = init_scale
+        self.map_epochs = map_epochs
+        self.n_predictive_draws = n_predictive_draws
+        self.local_predictive = local_predictive
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def config(self, training: Training) -> VIConfig:
+        lr = training.learning_rate if self.learning_rate is None else self.learning_rate
+        dtype = jnp.result_type(float)
+        return VIConfig(
+            *(jnp.asarray(v, dtype=dtype) for v in (
+                lr, self.beta_1, self.beta_2, self.epsilon, self.kl_weight, self.init_scale,
+            )),
+            n_mc=int(self.n_mc),
+            n_predictive_draws=int(self.n_predictive_draws),
+            map_epochs=int(self.map_epochs),
+            local_predictive=bool(self.local_predictive),
+        )
+
+    def run(self, model, data, key, *, training, init_params=None, validation=None):
+        self._validate_params()
+        return run(model, data, self.config(training), key, training=training,
+                   init_params=init_params, validation=validation)
