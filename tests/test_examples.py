@@ -93,3 +93,15 @@ def test_nuts_regression_spiral(tmp_path):
     assert spiral["map"]["train_accuracy"] > 0.9
     # Away from the data the MAP network is confident, NUTS is not.
     assert spiral["nuts"]["entropy_far"] > 2 * spiral["map"]["entropy_far"]
+
+
+def test_vi_mnist_disagreement(tmp_path):
+    r = run_example("plot_vi_mnist_disagreement", tmp_path)
+    assert r["n_draws"] == 30
+    assert r["accuracy"] > 0.93
+    assert r["ece"] < 0.06
+    # Averaging the draws is at least as accurate as one draw on average.
+    assert r["accuracy"] >= r["single_draw_accuracy"] - 0.005
+    # Some, not most, digits split the draws, and those are the hard ones.
+    assert 0.0 < r["disagree_share"] < 0.5
+    assert r["accuracy_agree"] > r["accuracy_disagree"]
