@@ -7,10 +7,12 @@ strategy object (anything with a ``run`` method, such as ``PSGLD(n_chains=4)``).
 from sklearn.base import clone
 
 from .base import BaseStrategy, Data, InferenceResult, Training
+from .laplace import Laplace
 from .map import MAP
 from .psgld import PSGLD
 
 __all__ = [
+    "Laplace",
     "MAP",
     "PSGLD",
     "STRATEGIES",
@@ -23,6 +25,7 @@ __all__ = [
 
 #: Strategy classes by the name ``inference=`` accepts.
 STRATEGIES = {
+    "laplace": Laplace,
     "map": MAP,
     "psgld": PSGLD,
 }
