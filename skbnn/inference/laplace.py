@@ -178,7 +178,7 @@ def _layer_matrix(layer):
 
 def _check_dense(covered, structure):
     for name, layer in _layers(covered).items():
-        if set(layer) != {"kernel", "bias"} or jnp.ndim(layer["kernel"]) != 2:
+        if set(layer) != {"kernel", "bias"} or len(layer["kernel"].shape) != 2:
             raise ValueError(
                 f"hessian_structure={structure!r} needs dense layers; layer {name!r} of "
                 "the covered weights is not one. Use 'full' or 'lowrank'."
@@ -546,6 +546,33 @@ def _chunk_size(model, params, subset, structure, input_shape):
     return int(min(1024, 1 << (rows.bit_length() - 1)))
 
 
+def _check_combination(covered, structure, config):
+    """Raise ``ValueError`` for settings that do not fit the covered weights."""
+    if structure not in STRUCTURES:
+        raise ValueError(
+            f"hessian_structure must be one of {list(STRUCTURES)}, got {structure!r}."
+        )
+    if config.predictive not in PREDICTIVES:
+        raise ValueError(
+            f"predictive must be one of {list(PREDICTIVES)}, got {config.predictive!r}."
+        )
+    if structure in ("diag", "kron"):
+        _check_dense(covered, structure)
+    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
+    if structure == "full" and n_covered > _MAX_FULL:
+        raise ValueError(
+            f"hessian_structure='full' stores a {n_covered} x {n_covered} matrix for the "
+            f"covered weights; it is limited to {_MAX_FULL} weights. Use 'kron', 'diag' or "
+            "'lowrank', or subset_of_weights='last_layer'."
+        )
+    if config.per_layer and config.optimize_prior_precision and len(_layers(covered)) > 1 \
+            and structure not in ("diag", "kron"):
+        raise ValueError(
+            f"A per-layer prior precision needs a structure that is block-diagonal by "
+            f"layer ('diag' or 'kron'), got hessian_structure={structure!r}."
+        )
+
+
 def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
         map_config, init_params=None, validation: Data | None = None) -> InferenceResult:
     """Train the MAP, then fit the Laplace approximation around it.
@@ -555,31 +582,19 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     covered layer when ``per_layer``, else one), ``log_marginal_likelihood``
     and ``laplace_seconds`` (time of the Laplace step alone).
     """
-    key_map, key_lanczos, key_predict = jax.random.split(key, 3)
-    result = map_strategy.run(model, data, map_config, key_map, training=training,
+    subset = subset_path(model, config.subset_of_weights)
+    structure = config.hessian_structure
+    # check the combination on the shapes alone, before training anything
+    shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
+    _check_combination(_get_path(shapes, subset), structure, config)
+    # the MAP gets the whole key, so it is the MAP inference="map" finds with
+    # the same random_state
+    key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
+    result = map_strategy.run(model, data, map_config, key, training=training,
                               init_params=init_params, validation=validation)
     t0 = time.perf_counter()
     params = jax.device_put(result.posterior.mean_params())
-    subset = subset_path(model, config.subset_of_weights)
-    structure = config.hessian_structure
-    covered = _get_path(params, subset)
-    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
-    n_blocks = len(_layers(covered)) if structure in ("diag", "kron") else 1
-    if structure in ("diag", "kron"):
-        _check_dense(covered, structure)
-    if structure == "full" and n_covered > _MAX_FULL:
-        raise ValueError(
-            f"hessian_structure='full' stores a {n_covered} x {n_covered} matrix for the "
-            f"covered weights; it is limited to {_MAX_FULL} weights. Use 'kron', 'diag' or "
-            "'lowrank', or subset_of_weights='last_layer'."
-        )
-    if config.per_layer and config.optimize_prior_precision and n_blocks > 1 \
-            and structure not in ("diag", "kron"):
-        raise ValueError(
-            f"A per-layer prior precision needs a structure that is block-diagonal by "
-            f"layer ('diag' or 'kron'), got hessian_structure={structure!r}."
-        )
-
+    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(_get_path(params, subset)))
     chunk_size = _chunk_size(model, params, subset, structure, data.X.shape[1:])
     state = _accumulate(model, params, data, subset, structure, chunk_size)
     if structure == "lowrank":
