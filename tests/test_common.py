@@ -4,7 +4,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
-from skbnn.inference import PSGLD
+from skbnn.inference import PSGLD, Laplace
 
 # Small networks and budgets, as scikit-learn's own instance generator does for
 # MLPClassifier (max_iter=100). pSGLD keeps 10 draws after a 50% burn-in.
@@ -15,6 +15,7 @@ def _instances():
     for Estimator in (BayesianMLPClassifier, BayesianMLPRegressor):
         yield Estimator(inference="map", **FAST)
         yield Estimator(inference=PSGLD(n_draws=10), **FAST)
+        yield Estimator(inference=Laplace(n_predictive_draws=10), **FAST)
 
 
 _FLOAT32 = (
