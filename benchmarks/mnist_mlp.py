@@ -11,7 +11,17 @@ of). Columns:
 - predict s: predicting the 10,000 test digits with every kept draw;
 - acc, NLL, ECE (15 equal-width bins on the top probability), Brier (multiclass);
 - F>=0.6: share of Fashion-MNIST images given a top probability >= 0.6;
-- AUROC: MNIST-test vs Fashion-MNIST-test separated by predictive entropy.
+- AUROC: MNIST-test vs Fashion-MNIST-test separated by predictive entropy;
+- laplace s: the Laplace step alone (curvature, prior precision, factors), after
+  the MAP training that fit s also counts.
+
+Laplace rows (laplace-ll-kron, laplace-all-diag, laplace-all-lowrank) fit the
+MAP as the map row does, then the Laplace approximation with the marginal
+likelihood prior precision and the linearised (probit) predictive. The
+laplace-torch row, run when torch and laplace-torch import, trains the same MLP
+in torch (Adam, same learning rate, batch, epochs and L2 penalty) and fits
+laplace-torch's last-layer K-FAC Laplace with ``optimize_prior_precision`` and
+the probit predictive.
 
 Run: python benchmarks/mnist_mlp.py [--data-dir ../shared/data] [--epochs 20]
 """
@@ -27,7 +37,7 @@ from sklearn.neural_network import MLPClassifier
 
 from skbnn import BayesianMLPClassifier
 from skbnn.datasets import load_mnist
-from skbnn.inference import MAP, PSGLD
+from skbnn.inference import MAP, PSGLD, Laplace
 from skbnn.metrics import brier_score, expected_calibration_error, ood_auroc
 
 HIDDEN = (300, 100)
@@ -47,7 +57,55 @@ def sklearn_row(args, data):
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
     fit = time.perf_counter() - t0
-    return clf, fit, 0.0, clf.n_iter_
+    return clf, fit, 0.0, clf.n_iter_, 0.0
+
+
+def laplace_torch_row(args, data):
+    """The same MLP trained in torch, then laplace-torch's last-layer K-FAC Laplace."""
+    import torch
+    from laplace import Laplace as TorchLaplace
+
+    torch.manual_seed(args.seed)
+    X, y = data["train"]
+    X = torch.as_tensor(X, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.long)
+    sizes = (X.shape[1], *HIDDEN, 10)
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y),
+                                         batch_size=BATCH, shuffle=True)
+    n = X.shape[0]
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            # skbnn's MAP objective: cross-entropy + alpha / (2 n) |theta|^2
+            penalty = sum((p**2).sum() for p in model.parameters()) * args.alpha / (2 * n)
+            loss = torch.nn.functional.cross_entropy(model(xb), yb) + penalty
+            loss.backward()
+            optimizer.step()
+    fit = time.perf_counter() - t0
+    model.eval()
+    t0 = time.perf_counter()
+    la = TorchLaplace(model, "classification", subset_of_weights="last_layer",
+                      hessian_structure="kron")
+    la.fit(loader)
+    la.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit")
+    laplace_s = time.perf_counter() - t0
+
+    class Wrapped:
+        def predict_proba(self, X):
+            with torch.no_grad():
+                out = la(torch.as_tensor(X, dtype=torch.float32), pred_type="glm",
+                         link_approx="probit")
+            return out.numpy().astype(np.float64)
+
+    return Wrapped(), fit + laplace_s, 0.0, args.epochs, laplace_s
 
 
 def skbnn_row(args, data, inference):
@@ -70,7 +128,9 @@ def skbnn_row(args, data, inference):
         t0 = time.perf_counter()
         clf.fit(X, y)
         fit = time.perf_counter() - t0
-    return clf, fit, max(warmup_s - fit / clf.n_iter_, 0.0), clf.n_iter_
+    laplace_s = clf.diagnostics_.get("laplace_seconds", 0.0)
+    per_epoch = (fit - laplace_s) / clf.n_iter_
+    return clf, fit, max(warmup_s - per_epoch - laplace_s, 0.0), clf.n_iter_, laplace_s
 
 
 def evaluate(clf, data):
@@ -107,7 +167,10 @@ def main(argv=None):
     parser.add_argument("--n-cycles", type=int, default=1, help="pSGLD step-size cycles")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
-                        help="comma-separated subset of sklearn,map,psgld1,psgld4")
+                        help="comma-separated subset of sklearn,map,psgld1,psgld4,"
+                             "laplace-ll-kron,laplace-all-diag,laplace-all-lowrank,"
+                             "laplace-torch (skipped when torch or laplace-torch is missing)")
+    parser.add_argument("--rank", type=int, default=20, help="laplace-all-lowrank rank")
     args = parser.parse_args(argv)
 
     data = {
@@ -128,19 +191,35 @@ def main(argv=None):
         "map": ("skbnn map", lambda: skbnn_row(args, data, MAP())),
         "psgld1": ("skbnn psgld 1 chain", lambda: skbnn_row(args, data, psgld(1))),
         "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
+        "laplace-ll-kron": ("skbnn laplace ll kron", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="last_layer", hessian_structure="kron"))),
+        "laplace-all-diag": ("skbnn laplace all diag", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="diag"))),
+        "laplace-all-lowrank": ("skbnn laplace all lowrk", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="lowrank",
+                                rank=args.rank))),
+        "laplace-torch": ("laplace-torch ll kron", lambda: laplace_torch_row(args, data)),
     }
     rows = []
     for key in args.rows.split(","):
         name, make = makers[key]
-        clf, fit, compile_s, n_iter = make()
-        row = {"method": name, "fit s": fit, "compile s": compile_s, "s/epoch": fit / n_iter}
+        if key == "laplace-torch":
+            try:
+                import laplace  # noqa: F401
+                import torch  # noqa: F401
+            except ImportError:
+                print("skipped: laplace-torch (torch or laplace-torch does not import)")
+                continue
+        clf, fit, compile_s, n_iter, laplace_s = make()
+        row = {"method": name, "fit s": fit, "compile s": compile_s,
+               "s/epoch": (fit - laplace_s) / n_iter, "laplace s": laplace_s}
         row.update(evaluate(clf, data))
         rows.append(row)
         print(f"done: {name} ({fit:.1f} s)", flush=True)
 
     base = next((r["s/epoch"] for r in rows if r["method"].startswith("sklearn")), None)
-    columns = ["method", "fit s", "compile s", "s/epoch", "x sklearn", "predict s", "acc", "NLL",
-               "ECE", "Brier", "F>=0.6", "AUROC"]
+    columns = ["method", "fit s", "compile s", "s/epoch", "x sklearn", "laplace s", "predict s",
+               "acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC"]
     print()
     print(f"MNIST {HIDDEN}, batch {BATCH}, {args.epochs} epochs, "
           f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
@@ -154,8 +233,22 @@ def main(argv=None):
             fmt = "{:9.4f}" if c in ("acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC") else "{:9.2f}"
             cells.append(fmt.format(r[c]))
         print(" | ".join(cells))
+    by = {r["method"]: r for r in rows}
+    ll, peer, mapr = (by.get("skbnn laplace ll kron"), by.get("laplace-torch ll kron"),
+                      by.get("skbnn map"))
+    if ll:
+        print()
+        if peer:
+            print(f"laplace step / laplace-torch's: {ll['laplace s'] / peer['laplace s']:.2f} "
+                  "(target <= 0.5)")
+            print(f"predict 10,000 / laplace-torch's: {ll['predict s'] / peer['predict s']:.2f} "
+                  "(target <= 0.5)")
+        if mapr:
+            print(f"laplace ll kron accuracy - map accuracy: {ll['acc'] - mapr['acc']:+.4f} "
+                  "(target 0)")
+        print(f"laplace ll kron NLL {ll['NLL']:.4f} (target <= 0.06), ECE {ll['ECE']:.4f} "
+              f"(target <= 0.006), AUROC {ll['AUROC']:.4f} (target >= 0.92)")
     if base is not None:
-        by = {r["method"]: r for r in rows}
         one, four, mapr = (by.get("skbnn psgld 1 chain"), by.get("skbnn psgld 4 chains"),
                            by.get("skbnn map"))
         print()

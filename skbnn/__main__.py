@@ -23,6 +23,7 @@ from .metrics import expected_calibration_error
 DEMO_SETTINGS = {
     "map": dict(inference="map"),
     "psgld": dict(inference=PSGLD(n_chains=4, n_draws=10, temperature=0.1)),
+    "laplace": dict(inference="laplace"),
 }
 
 _SHADES = " .:-=+*#%@"
