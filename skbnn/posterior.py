@@ -399,10 +399,15 @@ class GaussianPosterior:
         if self.predictive != "glm":
             return None
         n_outputs = model.likelihood.n_network_outputs
-        n_covered = sum(int(np.prod(np.shape(x))) for x in jax.tree.leaves(self._covered_mean()))
-        # the Jacobian of one chunk holds rows * n_outputs * n_covered values:
-        # keep it near 2**24, in a power of two that does not depend on X
-        rows = max(1, (1 << 24) // max(1, n_outputs * n_covered))
+        if self.structure in ("diag", "kron"):
+            # the dense-layer path holds n_outputs gradients of each activation
+            per_row = n_outputs * model.network.activation_size(np.shape(X)[1:])
+        else:
+            # the Jacobian of one chunk holds rows * n_outputs * n_covered values
+            per_row = n_outputs * sum(
+                int(np.prod(np.shape(x))) for x in jax.tree.leaves(self._covered_mean()))
+        # keep it near 2**24 values, in a power of two that does not depend on X
+        rows = max(1, (1 << 24) // max(1, per_row))
         rows = min(int(chunk_size), 1 << (rows.bit_length() - 1))
         return _map_chunks(lambda chunk: _glm_moments_chunk(model, self, chunk),
                            X, rows, row_axis=0)
@@ -454,13 +459,64 @@ _GLM_CLOSED_FORM = {
 }
 
 
+def _dense_output_cov(model, posterior, X):
+    """``(outputs, J Sigma J^T)`` for "diag" and "kron" over dense layers, or None.
+
+    A dense layer's Jacobian for output ``k`` is ``a ⊗ g_k`` (``a``: the layer's
+    input with a 1 appended, ``g_k``: the gradient of output ``k`` with respect
+    to the layer's output), so with a diagonal or Kronecker covariance
+    ``J Sigma J^T = sum_j g_kj g_lj s_j`` with ``s = a^2 @ variances`` (in the
+    Kronecker eigenbases for "kron"): ``n_outputs`` backward passes per chunk and
+    nothing of the size of the covered weights per row.
+    """
+    if posterior.structure not in ("diag", "kron") or not posterior.subset \
+            or posterior.subset[0] != "network":
+        return None
+    layers = _kron_layers(posterior._covered_mean())
+    prefix = "/".join(posterior.subset[1:])
+    names = {name: "/".join(p for p in (prefix, name) if p) for name in layers}
+    record = set(names.values())
+    net = posterior.mean["network"]
+    _, _, shapes = jax.eval_shape(lambda: model.network.apply_with_probes(net, X, None, record))
+    if set(shapes) != record:
+        return None  # not all dense: the generic Jacobian path
+    probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+    def f(probes):
+        out, inputs, _ = model.network.apply_with_probes(net, X, probes, record)
+        return out, inputs
+
+    out, vjp, inputs = jax.vjp(f, probes, has_aux=True)
+    eye = jnp.eye(out.shape[1], dtype=out.dtype)
+    grads = jax.vmap(lambda e: vjp(jnp.broadcast_to(e, out.shape))[0])(eye)
+    ones = jnp.ones((X.shape[0], 1), out.dtype)
+    cov = 0.0
+    for name, full in names.items():
+        a = jnp.concatenate([inputs[full], ones], axis=1)
+        g = grads[full]  # (K, n, fan_out)
+        if posterior.structure == "diag":
+            scale = _kron_layers(posterior.factors["scale"])[name]
+            var = jnp.concatenate([scale["kernel"], scale["bias"][None]], axis=0) ** 2
+        else:
+            f_ = posterior.factors[name]
+            a = a @ f_["vecs_in"]
+            g = jnp.einsum("kbj,jc->kbc", g, f_["vecs_out"])
+            var = _kron_inv_eigvals(f_)
+        cov = cov + jnp.einsum("kbj,lbj,bj->bkl", g, g, (a**2) @ var)
+    return out, cov
+
+
 @jax.jit
 def _glm_moments_chunk(model, posterior, X):
-    outputs = _outputs_fn(model, posterior, X)
-    covered = posterior._covered_mean()
-    mean = outputs(covered)
-    jac = jax.jacrev(outputs)(covered)
-    cov = _dispatch(_OUTPUT_COV, posterior.structure)(covered, posterior.factors, jac)
+    dense = _dense_output_cov(model, posterior, X)
+    if dense is not None:
+        mean, cov = dense
+    else:
+        outputs = _outputs_fn(model, posterior, X)
+        covered = posterior._covered_mean()
+        mean = outputs(covered)
+        jac = jax.jacrev(outputs)(covered)
+        cov = _dispatch(_OUTPUT_COV, posterior.structure)(covered, posterior.factors, jac)
     closed_form = _dispatch(_GLM_CLOSED_FORM, model.likelihood.name)
     return closed_form(model.likelihood, posterior.mean["likelihood"], mean, cov)
 

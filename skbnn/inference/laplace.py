@@ -33,7 +33,6 @@ from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -189,34 +188,13 @@ def _check_dense(covered, structure):
 # Dense-layer statistics: inputs a_n and back-propagated Hessian factors g_nc
 
 
-def _forward(model, net_params, X, probes, record):
-    """Network outputs, with ``probes`` added to dense layers' outputs and their inputs recorded."""
-    inputs, outputs = {}, {}
-
-    def interceptor(next_fun, args, kwargs, context):
-        module = context.module
-        if context.method_name != "__call__" or not isinstance(module, nn.Dense):
-            return next_fun(*args, **kwargs)
-        name = "/".join(module.path)
-        out = next_fun(*args, **kwargs)
-        if name in record:
-            inputs[name] = args[0]
-            out = out + probes[name] if probes is not None else out
-            outputs[name] = out
-        return out
-
-    with nn.intercept_methods(interceptor):
-        out = model.network.apply(net_params, X)
-    return out, inputs, outputs
-
-
 def _dense_stats(model, params, subset, batch):
     """Per covered layer: ``a`` (n, fan_in + 1) and ``g`` (C, n, fan_out), and the outputs."""
     covered = _get_path(params, subset)
     prefix = "/".join(subset[1:])
     names = {name: "/".join(p for p in (prefix, name) if p) for name in _layers(covered)}
     record = set(names.values())
-    _, _, shapes = jax.eval_shape(lambda: _forward(model, params["network"], batch.X, None, record))
+    _, _, shapes = jax.eval_shape(lambda: model.network.apply_with_probes(params["network"], batch.X, None, record))
     if set(shapes) != record:
         raise ValueError(
             "Laplace's 'diag' and 'kron' structures need the covered weights to be flax "
@@ -225,7 +203,7 @@ def _dense_stats(model, params, subset, batch):
     probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
     def f(probes):
-        out, inputs, _ = _forward(model, params["network"], batch.X, probes, record)
+        out, inputs, _ = model.network.apply_with_probes(params["network"], batch.X, probes, record)
         return out, inputs
 
     out, vjp, inputs = jax.vjp(f, probes, has_aux=True)

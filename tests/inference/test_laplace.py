@@ -324,3 +324,27 @@ def test_refit_and_predict_on_same_shapes_compile_nothing(structure, subset):
     with count_compilations() as compiled:
         fit_predict(1, 3.0)
     assert compiled == []
+
+
+@pytest.mark.parametrize("structure", ["diag", "kron"])
+@pytest.mark.parametrize("subset", SUBSETS)
+def test_dense_layer_output_covariance_equals_the_jacobian_one(structure, subset):
+    # the predictive's shortcut for dense layers (a ⊗ g_k per layer) against
+    # J Sigma J^T from the full Jacobian
+    from skbnn import posterior as P
+
+    model, params, data = _tiny()
+    config = Laplace(hessian_structure=structure).config(model)
+    config = config.replace(prior_precision=jnp.float32(0.7))
+    state = L._accumulate(model, params, data, subset, structure, 8)
+    factors, _, _ = L._fit_gaussian(state, params, config.prior_precision,
+                                    (structure, False, False), subset)
+    post = P.GaussianPosterior(mean=params, factors=factors, key_data=np.zeros(2, np.uint32),
+                               structure=structure, subset=subset, predictive="glm")
+    mean, cov = P._dense_output_cov(model, post, data.X)
+    outputs = P._outputs_fn(model, post, data.X)
+    covered = post._covered_mean()
+    jac = jax.jacrev(outputs)(covered)
+    expected = P._OUTPUT_COV[structure](covered, factors, jac)
+    np.testing.assert_allclose(cov, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(mean, outputs(covered), rtol=1e-6)
