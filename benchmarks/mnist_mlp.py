@@ -103,7 +103,8 @@ def laplace_torch_row(args, data):
             with torch.no_grad():
                 out = la(torch.as_tensor(X, dtype=torch.float32), pred_type="glm",
                          link_approx="probit")
-            return out.numpy().astype(np.float64)
+            p = out.numpy().astype(np.float64)
+            return p / p.sum(axis=1, keepdims=True)  # float32 sums to one only to 1e-7
 
     return Wrapped(), fit + laplace_s, 0.0, args.epochs, laplace_s
 
