@@ -348,3 +348,28 @@ def test_dense_layer_output_covariance_equals_the_jacobian_one(structure, subset
     expected = P._OUTPUT_COV[structure](covered, factors, jac)
     np.testing.assert_allclose(cov, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(mean, outputs(covered), rtol=1e-6)
+
+
+@pytest.mark.parametrize("laplace", [
+    Laplace(),
+    Laplace(subset_of_weights="all", hessian_structure="diag", predictive="glm_mc",
+            n_predictive_draws=5),
+    Laplace(subset_of_weights="all", hessian_structure="lowrank", rank=3, predictive="network",
+            n_predictive_draws=5),
+])
+def test_save_load_and_pickle_give_identical_predictions(laplace, tmp_path):
+    import pickle
+
+    import skbnn
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    y = rng.randint(0, 3, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = BayesianMLPClassifier((5,), inference=laplace, max_iter=5,
+                                    random_state=0).fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    for other in (skbnn.load(tmp_path / "m.npz"), pickle.loads(pickle.dumps(clf))):
+        np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+        np.testing.assert_array_equal(other.sample_predictions(X), clf.sample_predictions(X))
