@@ -15,7 +15,8 @@ of). Columns:
 - laplace s: the Laplace step alone (curvature, prior precision, factors), after
   the MAP training that fit s also counts.
 
-Laplace rows (laplace-ll-kron, laplace-all-diag, laplace-all-lowrank) fit the
+Laplace rows (laplace-ll-kron, laplace-all-kron, laplace-all-kron-pl with one
+prior precision per layer, laplace-all-diag, laplace-all-lowrank) fit the
 MAP as the map row does, then the Laplace approximation with the marginal
 likelihood prior precision and the linearised (probit) predictive. The
 laplace-torch row, run when torch and laplace-torch import, trains the same MLP
@@ -169,7 +170,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
                         help="comma-separated subset of sklearn,map,psgld1,psgld4,"
-                             "laplace-ll-kron,laplace-all-diag,laplace-all-lowrank,"
+                             "laplace-ll-kron,laplace-all-kron,laplace-all-kron-pl,"
+                             "laplace-all-diag,laplace-all-lowrank,"
                              "laplace-torch (skipped when torch or laplace-torch is missing)")
     parser.add_argument("--rank", type=int, default=20, help="laplace-all-lowrank rank")
     args = parser.parse_args(argv)
@@ -194,6 +196,11 @@ def main(argv=None):
         "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
         "laplace-ll-kron": ("skbnn laplace ll kron", lambda: skbnn_row(
             args, data, Laplace(subset_of_weights="last_layer", hessian_structure="kron"))),
+        "laplace-all-kron": ("skbnn laplace all kron", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="kron"))),
+        "laplace-all-kron-pl": ("skbnn laplace all kron/l", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="kron",
+                                prior_precision_per_layer=True))),
         "laplace-all-diag": ("skbnn laplace all diag", lambda: skbnn_row(
             args, data, Laplace(subset_of_weights="all", hessian_structure="diag"))),
         "laplace-all-lowrank": ("skbnn laplace all lowrk", lambda: skbnn_row(
@@ -226,10 +233,10 @@ def main(argv=None):
           f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
           f"psgld T={args.temperature}, burn_in={args.burn_in}, "
           f"{args.n_cycles} cycle(s), {args.n_draws} draws/chain")
-    print(" | ".join(f"{c:>22}" if c == "method" else f"{c:>9}" for c in columns))
+    print(" | ".join(f"{c:>24}" if c == "method" else f"{c:>9}" for c in columns))
     for r in rows:
         r["x sklearn"] = r["s/epoch"] / base if base else float("nan")
-        cells = [f"{r['method']:>22}"]
+        cells = [f"{r['method']:>24}"]
         for c in columns[1:]:
             fmt = "{:9.4f}" if c in ("acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC") else "{:9.2f}"
             cells.append(fmt.format(r[c]))
