@@ -177,7 +177,8 @@ def _sample_kron(rng_key, mean, factors, n):
         scale = jnp.sqrt(_kron_inv_eigvals(f))
         eps = jax.random.normal(key, (n, *scale.shape), scale.dtype) * scale
         delta = jnp.einsum("ia,nab,jb->nij", f["vecs_in"], eps, f["vecs_out"])
-        drawn[name] = {"kernel": layer["kernel"] + delta[:, :-1], "bias": layer["bias"] + delta[:, -1]}
+        drawn[name] = {"kernel": layer["kernel"] + delta[:, :-1],
+                       "bias": layer["bias"] + delta[:, -1]}
     return _kron_unlayers(mean, drawn)
 
 

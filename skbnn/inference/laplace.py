@@ -194,7 +194,9 @@ def _dense_stats(model, params, subset, batch):
     prefix = "/".join(subset[1:])
     names = {name: "/".join(p for p in (prefix, name) if p) for name in _layers(covered)}
     record = set(names.values())
-    _, _, shapes = jax.eval_shape(lambda: model.network.apply_with_probes(params["network"], batch.X, None, record))
+    net = params["network"]
+    _, _, shapes = jax.eval_shape(
+        lambda: model.network.apply_with_probes(net, batch.X, None, record))
     if set(shapes) != record:
         raise ValueError(
             "Laplace's 'diag' and 'kron' structures need the covered weights to be flax "
@@ -445,7 +447,8 @@ def log_marginal_likelihood(loglik, blocks, delta):
 
 
 def _argmax_log(fn, n_grid=81, n_golden=40):
-    """Maximise ``fn(delta)`` over ``delta`` in [1e-8, 1e8]: a grid in log delta, then golden section."""
+    """Maximise ``fn(delta)`` over ``delta`` in [1e-8, 1e8]: a grid in log delta,
+    then golden-section search between the grid neighbours of the best point."""
     grid = jnp.linspace(math.log(1e-8), math.log(1e8), n_grid)
     values = jax.vmap(lambda t: fn(jnp.exp(t)))(grid)
     values = jnp.where(jnp.isfinite(values), values, -jnp.inf)
@@ -626,9 +629,10 @@ class Laplace(BaseStrategy):
         eigenpairs by Lanczos iteration, for networks whose GGN cannot be
         stored; ``"full"``: the whole matrix (at most 10,000 covered weights).
     prior_precision : float or None, default=None
-        Prior precision of the covered weights (and the start of nothing: the
-        optimisation searches 1e-8 to 1e8). None uses the estimator's
-        ``alpha``, the precision the MAP was trained with.
+        Prior precision of the covered weights when
+        ``optimize_prior_precision=False``; None uses the estimator's
+        ``alpha``, the precision the MAP was trained with. (The optimisation
+        searches 1e-8 to 1e8 and needs no start.)
     optimize_prior_precision : bool, default=True
         Choose the prior precision that maximises the Laplace approximation to
         the marginal likelihood (MacKay 1992; Immer et al. 2021). The value
