@@ -5,15 +5,19 @@ accelerator.
 """
 
 from ._base import PredictiveUncertainty
+from ._cnn import BayesianCNNClassifier
 from ._mlp import BayesianMLPClassifier, BayesianMLPRegressor
+from .ensemble import SampleEnsemble
 from .utils._io import load_estimator as load
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BayesianCNNClassifier",
     "BayesianMLPClassifier",
     "BayesianMLPRegressor",
     "PredictiveUncertainty",
+    "SampleEnsemble",
     "__version__",
     "load",
 ]
