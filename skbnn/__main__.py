@@ -16,14 +16,17 @@ from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
 
 from . import BayesianMLPClassifier
-from .inference import STRATEGIES, PSGLD
+from .inference import PSGLD, STRATEGIES, Laplace
 from .metrics import expected_calibration_error
 
 #: Per-strategy settings for a quick demo on 1,347 training digits.
 DEMO_SETTINGS = {
     "map": dict(inference="map"),
     "psgld": dict(inference=PSGLD(n_chains=4, n_draws=10, temperature=0.1)),
-    "laplace": dict(inference="laplace"),
+    # Monte Carlo over the linearised network: on these 1,347 digits the MAP fits the
+    # training set almost exactly, the curvature is small, and the probit
+    # approximation (the default) is underconfident (NLL 0.21 against 0.12)
+    "laplace": dict(inference=Laplace(predictive="glm_mc")),
 }
 
 _SHADES = " .:-=+*#%@"
