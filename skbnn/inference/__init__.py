@@ -9,11 +9,13 @@ from sklearn.base import clone
 from .base import BaseStrategy, Data, InferenceResult, Training
 from .laplace import Laplace
 from .map import MAP
+from .nuts import NUTS
 from .psgld import PSGLD
 
 __all__ = [
     "Laplace",
     "MAP",
+    "NUTS",
     "PSGLD",
     "STRATEGIES",
     "BaseStrategy",
@@ -27,6 +29,7 @@ __all__ = [
 STRATEGIES = {
     "laplace": Laplace,
     "map": MAP,
+    "nuts": NUTS,
     "psgld": PSGLD,
 }
 
