@@ -11,7 +11,18 @@ of). Columns:
 - predict s: predicting the 10,000 test digits with every kept draw;
 - acc, NLL, ECE (15 equal-width bins on the top probability), Brier (multiclass);
 - F>=0.6: share of Fashion-MNIST images given a top probability >= 0.6;
-- AUROC: MNIST-test vs Fashion-MNIST-test separated by predictive entropy.
+- AUROC: MNIST-test vs Fashion-MNIST-test separated by predictive entropy;
+- laplace s: the Laplace step alone (curvature, prior precision, factors), after
+  the MAP training that fit s also counts.
+
+Laplace rows (laplace-ll-kron, laplace-all-kron, laplace-all-kron-pl with one
+prior precision per layer, laplace-all-diag, laplace-all-lowrank) fit the
+MAP as the map row does, then the Laplace approximation with the marginal
+likelihood prior precision and the linearised (probit) predictive. The
+laplace-torch row, run when torch and laplace-torch import, trains the same MLP
+in torch (Adam, same learning rate, batch, epochs and L2 penalty) and fits
+laplace-torch's last-layer K-FAC Laplace with ``optimize_prior_precision`` and
+the probit predictive.
 
 The variational rows (``--rows vi,numpyro-svi``) put skbnn's ``VI`` next to
 numpyro's SVI with an ``AutoNormal`` guide over ``random_flax_module`` (the
@@ -35,7 +46,7 @@ from sklearn.neural_network import MLPClassifier
 
 from skbnn import BayesianMLPClassifier
 from skbnn.datasets import load_mnist
-from skbnn.inference import MAP, PSGLD, VI
+from skbnn.inference import MAP, PSGLD, VI, Laplace
 from skbnn.metrics import brier_score, expected_calibration_error, ood_auroc
 
 HIDDEN = (300, 100)
@@ -55,7 +66,56 @@ def sklearn_row(args, data):
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
     fit = time.perf_counter() - t0
-    return clf, fit, 0.0, clf.n_iter_
+    return clf, fit, 0.0, clf.n_iter_, 0.0
+
+
+def laplace_torch_row(args, data):
+    """The same MLP trained in torch, then laplace-torch's last-layer K-FAC Laplace."""
+    import torch
+    from laplace import Laplace as TorchLaplace
+
+    torch.manual_seed(args.seed)
+    X, y = data["train"]
+    X = torch.as_tensor(X, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.long)
+    sizes = (X.shape[1], *HIDDEN, 10)
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y),
+                                         batch_size=BATCH, shuffle=True)
+    n = X.shape[0]
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            # skbnn's MAP objective: cross-entropy + alpha / (2 n) |theta|^2
+            penalty = sum((p**2).sum() for p in model.parameters()) * args.alpha / (2 * n)
+            loss = torch.nn.functional.cross_entropy(model(xb), yb) + penalty
+            loss.backward()
+            optimizer.step()
+    fit = time.perf_counter() - t0
+    model.eval()
+    t0 = time.perf_counter()
+    la = TorchLaplace(model, "classification", subset_of_weights="last_layer",
+                      hessian_structure="kron")
+    la.fit(loader)
+    la.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit")
+    laplace_s = time.perf_counter() - t0
+
+    class Wrapped:
+        def predict_proba(self, X):
+            with torch.no_grad():
+                out = la(torch.as_tensor(X, dtype=torch.float32), pred_type="glm",
+                         link_approx="probit")
+            p = out.numpy().astype(np.float64)
+            return p / p.sum(axis=1, keepdims=True)  # float32 sums to one only to 1e-7
+
+    return Wrapped(), fit + laplace_s, 0.0, args.epochs, laplace_s
 
 
 def skbnn_row(args, data, inference, alpha=None):
@@ -79,7 +139,9 @@ def skbnn_row(args, data, inference, alpha=None):
         t0 = time.perf_counter()
         clf.fit(X, y)
         fit = time.perf_counter() - t0
-    return clf, fit, max(warmup_s - fit / clf.n_iter_, 0.0), clf.n_iter_
+    laplace_s = clf.diagnostics_.get("laplace_seconds", 0.0)
+    per_epoch = (fit - laplace_s) / clf.n_iter_
+    return clf, fit, max(warmup_s - per_epoch - laplace_s, 0.0), clf.n_iter_, laplace_s
 
 
 def numpyro_svi_row(args, data):
@@ -151,7 +213,7 @@ def numpyro_svi_row(args, data):
             p = np.asarray(jnp.mean(probs, axis=0), dtype=np.float64)
             return p / p.sum(axis=1, keepdims=True)  # float32 softmax sums to 1 +- 1e-7
 
-    return Fitted(), fit_s, max(warmup_s - fit_s / args.epochs, 0.0), args.epochs
+    return Fitted(), fit_s, max(warmup_s - fit_s / args.epochs, 0.0), args.epochs, 0.0
 
 
 def evaluate(clf, data):
@@ -195,7 +257,11 @@ def main(argv=None):
     parser.add_argument("--kl-weight", type=float, default=0.1, help="skbnn vi's kl_weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
-                        help="comma-separated subset of sklearn,map,psgld1,psgld4,vi,vi1,numpyro-svi")
+                        help="comma-separated subset of sklearn,map,psgld1,psgld4,vi,vi1,"
+                             "numpyro-svi,laplace-ll-kron,laplace-all-kron,laplace-all-kron-pl,"
+                             "laplace-all-diag,laplace-all-lowrank,"
+                             "laplace-torch (skipped when torch or laplace-torch is missing)")
+    parser.add_argument("--rank", type=int, default=20, help="laplace-all-lowrank rank")
     args = parser.parse_args(argv)
 
     data = {
@@ -221,29 +287,50 @@ def main(argv=None):
         "vi1": ("skbnn vi kl_weight=1", lambda: skbnn_row(args, data, VI(kl_weight=1.0),
                                                           alpha=args.vi_alpha)),
         "numpyro-svi": ("numpyro SVI AutoNormal", lambda: numpyro_svi_row(args, data)),
+        "laplace-ll-kron": ("skbnn laplace ll kron", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="last_layer", hessian_structure="kron"))),
+        "laplace-all-kron": ("skbnn laplace all kron", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="kron"))),
+        "laplace-all-kron-pl": ("skbnn laplace all kron/l", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="kron",
+                                prior_precision_per_layer=True))),
+        "laplace-all-diag": ("skbnn laplace all diag", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="diag"))),
+        "laplace-all-lowrank": ("skbnn laplace all lowrk", lambda: skbnn_row(
+            args, data, Laplace(subset_of_weights="all", hessian_structure="lowrank",
+                                rank=args.rank))),
+        "laplace-torch": ("laplace-torch ll kron", lambda: laplace_torch_row(args, data)),
     }
     rows = []
     for key in args.rows.split(","):
         name, make = makers[key]
-        clf, fit, compile_s, n_iter = make()
-        row = {"method": name, "fit s": fit, "compile s": compile_s, "s/epoch": fit / n_iter}
+        if key == "laplace-torch":
+            try:
+                import laplace  # noqa: F401
+                import torch  # noqa: F401
+            except ImportError:
+                print("skipped: laplace-torch (torch or laplace-torch does not import)")
+                continue
+        clf, fit, compile_s, n_iter, laplace_s = make()
+        row = {"method": name, "fit s": fit, "compile s": compile_s,
+               "s/epoch": (fit - laplace_s) / n_iter, "laplace s": laplace_s}
         row.update(evaluate(clf, data))
         rows.append(row)
         print(f"done: {name} ({fit:.1f} s)", flush=True)
 
     base = next((r["s/epoch"] for r in rows if r["method"].startswith("sklearn")), None)
-    columns = ["method", "fit s", "compile s", "s/epoch", "x sklearn", "predict s", "acc", "NLL",
-               "ECE", "Brier", "F>=0.6", "AUROC"]
+    columns = ["method", "fit s", "compile s", "s/epoch", "x sklearn", "laplace s", "predict s",
+               "acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC"]
     print()
     print(f"MNIST {HIDDEN}, batch {BATCH}, {args.epochs} epochs, "
           f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
           f"psgld T={args.temperature}, burn_in={args.burn_in}, "
           f"{args.n_cycles} cycle(s), {args.n_draws} draws/chain; vi and numpyro-svi "
           f"alpha={args.vi_alpha}, vi kl_weight={args.kl_weight}")
-    print(" | ".join(f"{c:>22}" if c == "method" else f"{c:>9}" for c in columns))
+    print(" | ".join(f"{c:>24}" if c == "method" else f"{c:>9}" for c in columns))
     for r in rows:
         r["x sklearn"] = r["s/epoch"] / base if base else float("nan")
-        cells = [f"{r['method']:>22}"]
+        cells = [f"{r['method']:>24}"]
         for c in columns[1:]:
             fmt = "{:9.4f}" if c in ("acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC") else "{:9.2f}"
             cells.append(fmt.format(r[c]))
@@ -258,6 +345,20 @@ def main(argv=None):
                   "(target <= 0.5)")
             print(f"{name} predict / numpyro Predictive: "
                   f"{vi['predict s'] / svi['predict s']:.2f} (target <= 0.2)")
+    ll, peer, mapr = (by.get("skbnn laplace ll kron"), by.get("laplace-torch ll kron"),
+                      by.get("skbnn map"))
+    if ll:
+        print()
+        if peer:
+            print(f"laplace step / laplace-torch's: {ll['laplace s'] / peer['laplace s']:.2f} "
+                  "(target <= 0.5)")
+            print(f"predict 10,000 / laplace-torch's: {ll['predict s'] / peer['predict s']:.2f} "
+                  "(target <= 0.5)")
+        if mapr:
+            print(f"laplace ll kron accuracy - map accuracy: {ll['acc'] - mapr['acc']:+.4f} "
+                  "(target 0)")
+        print(f"laplace ll kron NLL {ll['NLL']:.4f} (target <= 0.06), ECE {ll['ECE']:.4f} "
+              f"(target <= 0.006), AUROC {ll['AUROC']:.4f} (target >= 0.92)")
     if base is not None:
         one, four, mapr = (by.get("skbnn psgld 1 chain"), by.get("skbnn psgld 4 chains"),
                            by.get("skbnn map"))

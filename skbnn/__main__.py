@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
 
 from . import BayesianMLPClassifier
-from .inference import NUTS, STRATEGIES, PSGLD, VI
+from .inference import NUTS, PSGLD, STRATEGIES, VI, Laplace
 from .metrics import expected_calibration_error
 
 #: Per-strategy settings for a quick demo on 1,347 training digits.
@@ -25,6 +25,10 @@ DEMO_SETTINGS = {
     "psgld": dict(inference=PSGLD(n_chains=4, n_draws=10, temperature=0.1)),
     # at kl_weight=1 the N(0, 1) prior makes VI underconfident here (NLL 0.19)
     "vi": dict(inference=VI(kl_weight=0.1)),
+    # Monte Carlo over the linearised network: on these 1,347 digits the MAP fits the
+    # training set almost exactly, the curvature is small, and the probit
+    # approximation (the default) is underconfident (NLL 0.21 against 0.12)
+    "laplace": dict(inference=Laplace(predictive="glm_mc")),
     # full-batch NUTS: a 16-unit network and short chains keep it to seconds
     "nuts": dict(inference=NUTS(n_chains=2, n_warmup=100, n_draws=50, max_tree_depth=5),
                  hidden_layer_sizes=(16,)),

@@ -9,7 +9,7 @@ from skbnn import (
     BayesianMLPRegressor,
     SampleEnsemble,
 )
-from skbnn.inference import NUTS, PSGLD, VI
+from skbnn.inference import NUTS, PSGLD, VI, Laplace
 
 # Small networks and budgets, as scikit-learn's own instance generator does for
 # MLPClassifier (max_iter=100). pSGLD keeps 10 draws after a 50% burn-in. NUTS
@@ -27,6 +27,7 @@ def _instances():
         yield Estimator(inference="map", **FAST)
         yield Estimator(inference=PSGLD(n_draws=10), **FAST)
         yield Estimator(inference=VI(n_predictive_draws=10), **FAST)
+        yield Estimator(inference=Laplace(n_predictive_draws=10), **FAST)
         yield Estimator(inference=NUTS(n_chains=1, n_warmup=20, n_draws=10, max_tree_depth=4,
                                        init="network"), **FAST)
     # SampleEnsemble delegates validation and fitting to its estimator, so a tiny

@@ -7,12 +7,14 @@ strategy object (anything with a ``run`` method, such as ``PSGLD(n_chains=4)``).
 from sklearn.base import clone
 
 from .base import BaseStrategy, Data, InferenceResult, Training
+from .laplace import Laplace
 from .map import MAP
 from .nuts import NUTS
 from .psgld import PSGLD
 from .vi import VI
 
 __all__ = [
+    "Laplace",
     "MAP",
     "NUTS",
     "PSGLD",
@@ -27,6 +29,7 @@ __all__ = [
 
 #: Strategy classes by the name ``inference=`` accepts.
 STRATEGIES = {
+    "laplace": Laplace,
     "map": MAP,
     "nuts": NUTS,
     "psgld": PSGLD,

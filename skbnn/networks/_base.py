@@ -8,6 +8,7 @@ functions that take a model as a static argument be reused across fits.
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -54,3 +55,33 @@ class Network:
     def apply(self, params, X):
         """Network outputs for a batch ``X``: shape ``(n_samples, n_outputs)``."""
         return self._module().apply({"params": params}, X)
+
+    def apply_with_probes(self, params, X, probes, record):
+        """``apply``, watching the dense layers named in ``record``.
+
+        For each dense layer whose parameter path (names joined by ``"/"``)
+        is in ``record``: its input is recorded and ``probes[name]`` (when
+        ``probes`` is not None) is added to its output, so that the gradient
+        with respect to a zero probe is the gradient with respect to the
+        layer's output. Returns ``(outputs, inputs, layer_outputs)``, the last
+        two dicts by layer name. Curvature methods (K-FAC, the GGN diagonal)
+        are built on it.
+        """
+        inputs, outputs = {}, {}
+
+        def interceptor(next_fun, args, kwargs, context):
+            module = context.module
+            if context.method_name != "__call__" or not isinstance(module, nn.Dense):
+                return next_fun(*args, **kwargs)
+            name = "/".join(module.path)
+            out = next_fun(*args, **kwargs)
+            if name in record:
+                inputs[name] = args[0]
+                if probes is not None:
+                    out = out + probes[name]
+                outputs[name] = out
+            return out
+
+        with nn.intercept_methods(interceptor):
+            out = self.apply(params, X)
+        return out, inputs, outputs

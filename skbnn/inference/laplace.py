@@ -1,0 +1,732 @@
+"""Laplace approximation around the MAP (MacKay 1992; Daxberger et al. 2021).
+
+Train the MAP with the ``"map"`` strategy, then put a Gaussian around it whose
+precision is the prior precision plus the generalised Gauss-Newton (GGN)
+matrix of the negative log-likelihood at the MAP,
+``sum_n w_n J_n^T H_n J_n`` (``J_n``: Jacobian of the network outputs of row
+``n`` with respect to the covered weights; ``H_n``: Hessian of the negative
+log-likelihood with respect to those outputs).
+
+The GGN is taken in one pass over the data in fixed-size chunks (one
+``lax.scan`` inside one jitted function), never as the Jacobian of the whole
+data set. With ``H_n = A_n A_n^T`` (:data:`_HESSIAN_FACTOR`), the structures
+are:
+
+- ``"diag"`` and ``"kron"`` (K-FAC) for dense layers, from each covered
+  layer's inputs ``a_n`` and the back-propagated columns of ``A_n`` at its
+  outputs ``g_nc``: the exact diagonal ``sum_n a_n^2 (sum_c g_nc^2)^T``, and
+  ``(sum_n w_n a_n a_n^T) ⊗ (sum_nc g_nc g_nc^T / sum_n w_n)``;
+- ``"full"``: ``M^T M`` with ``M`` the per-row Jacobian of one chunk times
+  ``A_n`` (small covered sets only);
+- ``"lowrank"``: the top eigenpairs of the GGN by Lanczos iteration on
+  GGN-vector products (one ``jvp`` and one ``vjp`` per chunk), for networks
+  whose GGN cannot be stored.
+
+The prior precision is chosen by maximising the Laplace approximation to the
+marginal likelihood (:func:`log_marginal_likelihood`), for all covered weights
+together or per layer. The posterior's mean stays at the MAP.
+"""
+
+import math
+import time
+from functools import partial
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.flatten_util import ravel_pytree
+
+from ..posterior import GaussianPosterior
+from ..utils._io import serializable
+from ..utils._sklearn_compat import HasMethods, Interval, StrOptions
+from . import map as map_strategy
+from .base import BaseStrategy, Data, InferenceResult, Training, check_finite
+from .map import MAP
+
+__all__ = [
+    "Laplace",
+    "LaplaceConfig",
+    "LaplaceInfo",
+    "LaplaceState",
+    "init",
+    "log_marginal_likelihood",
+    "run",
+    "step",
+]
+
+#: Which weights the Gaussian covers.
+SUBSETS = ("last_layer", "all")
+#: Curvature structures.
+STRUCTURES = ("diag", "kron", "lowrank", "full")
+#: Predictive of the fitted posterior (see ``GaussianPosterior.predictive``).
+PREDICTIVES = ("glm", "glm_mc", "network")
+
+#: Above this many covered weights, ``"full"`` (P x P) is refused.
+_MAX_FULL = 10_000
+
+
+class LaplaceState(NamedTuple):
+    """Running sums over the chunks of data seen so far."""
+
+    curvature: dict  # the structure's GGN sums
+    loglik: jax.Array  # weighted log-likelihood
+    n_eff: jax.Array  # sum of row weights
+
+
+class LaplaceInfo(NamedTuple):
+    loglik: jax.Array  # weighted log-likelihood of this chunk
+
+
+@struct.dataclass
+class LaplaceConfig:
+    """Frozen settings of :func:`run`: the prior precision is a leaf, the rest static."""
+
+    prior_precision: jax.Array
+    subset_of_weights: str = struct.field(pytree_node=False, default="last_layer")
+    hessian_structure: str = struct.field(pytree_node=False, default="kron")
+    optimize_prior_precision: bool = struct.field(pytree_node=False, default=True)
+    per_layer: bool = struct.field(pytree_node=False, default=False)
+    predictive: str = struct.field(pytree_node=False, default="glm")
+    n_predictive_draws: int = struct.field(pytree_node=False, default=100)
+    rank: int = struct.field(pytree_node=False, default=20)
+
+
+# ---------------------------------------------------------------------------
+# Hessian of the negative log-likelihood in the outputs, as A A^T, A: (n, K, C)
+
+
+def _factor_categorical(likelihood, lik_params, outputs):
+    # diag(p) - p p^T = (diag(sqrt p) - p sqrt(p)^T)(...)^T, since sum(p) = 1
+    p = jax.nn.softmax(outputs, axis=-1)
+    sp = jnp.sqrt(p)
+    return jax.vmap(jnp.diag)(sp) - p[:, :, None] * sp[:, None, :]
+
+
+def _factor_bernoulli(likelihood, lik_params, outputs):
+    p = jax.nn.sigmoid(outputs)
+    return jnp.sqrt(p * (1.0 - p))[:, :, None]
+
+
+def _factor_gaussian(likelihood, lik_params, outputs):
+    inv = 1.0 / likelihood.noise(lik_params)
+    return jnp.broadcast_to(jnp.diag(inv), (outputs.shape[0], *jnp.diag(inv).shape))
+
+
+_HESSIAN_FACTOR = {
+    "categorical": _factor_categorical,
+    "bernoulli": _factor_bernoulli,
+    "gaussian": _factor_gaussian,
+}
+
+
+def _hessian_factor(model, params, outputs, weight):
+    try:
+        factor = _HESSIAN_FACTOR[model.likelihood.name]
+    except KeyError:
+        raise ValueError(
+            f"Laplace has no GGN for the {model.likelihood.name!r} likelihood."
+        ) from None
+    a = factor(model.likelihood, params["likelihood"], outputs)
+    return a * jnp.sqrt(weight)[:, None, None]
+
+
+# ---------------------------------------------------------------------------
+# Paths, layers
+
+
+def _get_path(tree, path):
+    for name in path:
+        tree = tree[name]
+    return tree
+
+
+def _set_path(tree, path, value):
+    if not path:
+        return value
+    head, *rest = path
+    return {**tree, head: _set_path(tree[head], tuple(rest), value)}
+
+
+def subset_path(model, subset_of_weights) -> tuple:
+    """Path of the covered sub-tree of the parameters."""
+    if subset_of_weights == "last_layer":
+        return ("network", model.network.last_layer)
+    if subset_of_weights == "all":
+        return ("network",)
+    raise ValueError(
+        f"subset_of_weights must be one of {list(SUBSETS)}, got {subset_of_weights!r}."
+    )
+
+
+def _layers(covered):
+    """Covered layers by block name: one layer ``""``, or a dict of layers."""
+    return {"": covered} if "kernel" in covered else covered
+
+
+def _unlayers(covered, layers):
+    return layers[""] if "kernel" in covered else layers
+
+
+def _layer_matrix(layer):
+    """``[kernel; bias]``, shape ``(fan_in + 1, fan_out)``."""
+    return jnp.concatenate([layer["kernel"], layer["bias"][None]], axis=0)
+
+
+def _check_dense(covered, structure):
+    for name, layer in _layers(covered).items():
+        if set(layer) != {"kernel", "bias"} or len(layer["kernel"].shape) != 2:
+            raise ValueError(
+                f"hessian_structure={structure!r} needs dense layers; layer {name!r} of "
+                "the covered weights is not one. Use 'full' or 'lowrank'."
+            )
+
+
+# ---------------------------------------------------------------------------
+# Dense-layer statistics: inputs a_n and back-propagated Hessian factors g_nc
+
+
+def _dense_stats(model, params, subset, batch):
+    """Per covered layer: ``a`` (n, fan_in + 1) and ``g`` (C, n, fan_out), and the outputs."""
+    covered = _get_path(params, subset)
+    prefix = "/".join(subset[1:])
+    names = {name: "/".join(p for p in (prefix, name) if p) for name in _layers(covered)}
+    record = set(names.values())
+    net = params["network"]
+    _, _, shapes = jax.eval_shape(
+        lambda: model.network.apply_with_probes(net, batch.X, None, record))
+    if set(shapes) != record:
+        raise ValueError(
+            "Laplace's 'diag' and 'kron' structures need the covered weights to be flax "
+            f"Dense layers; found {sorted(shapes)} of {sorted(record)}. Use 'full' or 'lowrank'."
+        )
+    probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+    def f(probes):
+        out, inputs, _ = model.network.apply_with_probes(params["network"], batch.X, probes, record)
+        return out, inputs
+
+    out, vjp, inputs = jax.vjp(f, probes, has_aux=True)
+    factor = _hessian_factor(model, params, out, batch.weight)
+    g = jax.vmap(lambda a: vjp(a)[0], in_axes=2)(factor)
+    ones = jnp.ones((batch.X.shape[0], 1), out.dtype)
+    a = {name: jnp.concatenate([inputs[full], ones], axis=1) for name, full in names.items()}
+    g = {name: g[full] for name, full in names.items()}
+    return out, a, g
+
+
+# ---------------------------------------------------------------------------
+# Curvature per structure: zero sums, one chunk's contribution
+
+
+def _zeros_diag(covered):
+    return {name: jnp.zeros_like(_layer_matrix(layer)) for name, layer in _layers(covered).items()}
+
+
+def _chunk_diag(model, params, subset, batch):
+    out, a, g = _dense_stats(model, params, subset, batch)
+    return out, {name: jnp.einsum("bi,cbo->io", a[name] ** 2, g[name] ** 2) for name in a}
+
+
+def _zeros_kron(covered):
+    return {
+        name: {"Q": jnp.zeros((m.shape[0], m.shape[0]), m.dtype),
+               "G": jnp.zeros((m.shape[1], m.shape[1]), m.dtype)}
+        for name, m in ((n, _layer_matrix(layer)) for n, layer in _layers(covered).items())
+    }
+
+
+def _chunk_kron(model, params, subset, batch):
+    out, a, g = _dense_stats(model, params, subset, batch)
+    return out, {
+        name: {"Q": jnp.einsum("b,bi,bj->ij", batch.weight, a[name], a[name]),
+               "G": jnp.einsum("cbo,cbp->op", g[name], g[name])}
+        for name in a
+    }
+
+
+def _zeros_full(covered):
+    flat, _ = ravel_pytree(covered)
+    return {"G": jnp.zeros((flat.shape[0], flat.shape[0]), flat.dtype)}
+
+
+def _chunk_full(model, params, subset, batch):
+    flat, unravel = ravel_pytree(_get_path(params, subset))
+
+    def outputs(theta):
+        return model.network.apply(_set_path(params, subset, unravel(theta))["network"], batch.X)
+
+    out = outputs(flat)
+    jac = jax.jacrev(outputs)(flat)  # (n, K, P): one chunk's rows only
+    factor = _hessian_factor(model, params, out, batch.weight)
+    m = jnp.einsum("bkc,bkp->bcp", factor, jac).reshape(-1, flat.shape[0])
+    return out, {"G": m.T @ m}
+
+
+_ZEROS = {"diag": _zeros_diag, "kron": _zeros_kron, "full": _zeros_full, "lowrank": lambda c: {}}
+_CHUNK = {"diag": _chunk_diag, "kron": _chunk_kron, "full": _chunk_full}
+
+
+def init(covered, structure) -> LaplaceState:
+    """Zero sums for the covered sub-tree ``covered``."""
+    dtype = jax.tree.leaves(covered)[0].dtype
+    zero = jnp.zeros((), dtype)
+    return LaplaceState(_ZEROS[structure](covered), zero, zero)
+
+
+def step(rng_key, state: LaplaceState, batch, *, model, params, subset, structure):
+    """Add one chunk of rows to the GGN and the log-likelihood."""
+    del rng_key  # deterministic given the chunk
+    if structure in _CHUNK:
+        outputs, increment = _CHUNK[structure](model, params, subset, batch)
+        curvature = jax.tree.map(jnp.add, state.curvature, increment)
+    else:  # lowrank: the GGN is only used through products, see _lanczos
+        outputs = model.network.apply(params["network"], batch.X)
+        curvature = state.curvature
+    loglik = model.likelihood.log_likelihood(params["likelihood"], outputs, batch.y)
+    value = jnp.sum(batch.weight * loglik)
+    state = LaplaceState(curvature, state.loglik + value, state.n_eff + jnp.sum(batch.weight))
+    return state, LaplaceInfo(value)
+
+
+def _chunks(data: Data, chunk_size: int) -> Data:
+    """Rows as ``(n_chunks, chunk_size, ...)``, the last chunk padded with weight-0 rows."""
+    n = data.X.shape[0]
+    n_chunks = -(-n // chunk_size)
+    pad = n_chunks * chunk_size - n
+
+    def split(x):
+        x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+        return x.reshape(n_chunks, chunk_size, *x.shape[1:])
+
+    return jax.tree.map(split, data)
+
+
+@partial(jax.jit, static_argnames=("subset", "structure", "chunk_size"))
+def _accumulate(model, params, data, subset, structure, chunk_size):
+    state = init(_get_path(params, subset), structure)
+
+    def body(state, batch):
+        state, _ = step(None, state, batch, model=model, params=params, subset=subset,
+                        structure=structure)
+        return state, None
+
+    state, _ = jax.lax.scan(body, state, _chunks(data, chunk_size))
+    return state
+
+
+# ---------------------------------------------------------------------------
+# Low rank: Lanczos on GGN-vector products
+
+
+def _ggn_vp(model, params, subset, chunks, v):
+    """``sum_n w_n J_n^T H_n J_n v`` over all chunks, for raveled covered weights."""
+    flat, unravel = ravel_pytree(_get_path(params, subset))
+
+    def body(acc, batch):
+        def outputs(theta):
+            full = _set_path(params, subset, unravel(theta))
+            return model.network.apply(full["network"], batch.X)
+
+        out, jv = jax.jvp(outputs, (flat,), (v,))
+        a = _hessian_factor(model, params, out, batch.weight)
+        hjv = jnp.einsum("bkc,blc,bl->bk", a, a, jv)
+        _, vjp = jax.vjp(outputs, flat)
+        return acc + vjp(hjv)[0], None
+
+    acc, _ = jax.lax.scan(body, jnp.zeros_like(flat), chunks)
+    return acc
+
+
+@partial(jax.jit, static_argnames=("subset", "chunk_size", "n_iter", "rank"))
+def _lanczos(model, params, data, rng_key, subset, chunk_size, n_iter, rank):
+    """Top ``rank`` eigenpairs of the GGN from ``n_iter`` Lanczos steps with full
+    re-orthogonalisation; returns ``(eigvecs (P, rank), eigvals (rank,))``."""
+    chunks = _chunks(data, chunk_size)
+    flat, _ = ravel_pytree(_get_path(params, subset))
+    v0 = jax.random.normal(rng_key, flat.shape, flat.dtype)
+    basis = jnp.zeros((n_iter + 1, flat.shape[0]), flat.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    tiny = jnp.finfo(flat.dtype).tiny
+
+    def body(i, carry):
+        basis, alphas, betas = carry
+        w = _ggn_vp(model, params, subset, chunks, basis[i])
+        alpha = w @ basis[i]
+        for _ in range(2):  # twice is enough (Parlett's "twice is enough")
+            w = w - basis.T @ (basis @ w)
+        beta = jnp.linalg.norm(w)
+        basis = basis.at[i + 1].set(jnp.where(beta > tiny, w / jnp.maximum(beta, tiny), 0.0))
+        return basis, alphas.at[i].set(alpha), betas.at[i].set(beta)
+
+    zeros = jnp.zeros((n_iter,), flat.dtype)
+    basis, alphas, betas = jax.lax.fori_loop(0, n_iter, body, (basis, zeros, zeros))
+    tri = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
+    vals, vecs = jnp.linalg.eigh(tri)
+    top = jnp.argsort(vals)[::-1][:rank]
+    return basis[:n_iter].T @ vecs[:, top], jnp.maximum(vals[top], 0.0)
+
+
+# ---------------------------------------------------------------------------
+# Eigen-decomposition per block, the marginal likelihood, the factors
+
+
+class _Block(NamedTuple):
+    """One block of the GGN in its eigenbasis: eigenvalues ``lam`` and the MAP ``u``
+    in that basis."""
+
+    lam: jax.Array
+    u: jax.Array
+
+
+def _blocks_diag(curvature, covered, n_eff):
+    blocks = {name: _Block(curvature[name].ravel(), _layer_matrix(layer).ravel())
+              for name, layer in _layers(covered).items()}
+    return blocks, {"lam": curvature}
+
+
+def _blocks_kron(curvature, covered, n_eff):
+    blocks, eig = {}, {}
+    for name, layer in _layers(covered).items():
+        vals_in, vecs_in = jnp.linalg.eigh(curvature[name]["Q"])
+        vals_out, vecs_out = jnp.linalg.eigh(curvature[name]["G"] / n_eff)
+        vals_in, vals_out = jnp.maximum(vals_in, 0.0), jnp.maximum(vals_out, 0.0)
+        u = vecs_in.T @ _layer_matrix(layer) @ vecs_out
+        blocks[name] = _Block(jnp.outer(vals_in, vals_out).ravel(), u.ravel())
+        eig[name] = {"vecs_in": vecs_in, "vals_in": vals_in,
+                     "vecs_out": vecs_out, "vals_out": vals_out}
+    return blocks, eig
+
+
+def _blocks_full(curvature, covered, n_eff):
+    flat, _ = ravel_pytree(covered)
+    g = curvature["G"]
+    lam, vecs = jnp.linalg.eigh(0.5 * (g + g.T))
+    lam = jnp.maximum(lam, 0.0)
+    return {"": _Block(lam, flat)}, {"eigvecs": vecs, "eigvals": lam}
+
+
+def _blocks_lowrank(curvature, covered, n_eff):
+    # outside the kept eigenvectors the curvature is 0: those directions add
+    # only the prior's -delta/2 |u|^2 (and log-determinant terms that cancel)
+    flat, _ = ravel_pytree(covered)
+    vecs, lam = curvature["eigvecs"], curvature["eigvals"]
+    return {"": _Block(lam, flat)}, {"eigvecs": vecs, "eigvals": lam}
+
+
+_BLOCKS = {"diag": _blocks_diag, "kron": _blocks_kron, "full": _blocks_full,
+           "lowrank": _blocks_lowrank}
+
+
+def _block_evidence(block: _Block, delta):
+    """One block's share of :func:`log_marginal_likelihood`; the log-determinant
+    terms of eigenvalues not listed (zero curvature) cancel."""
+    lam, u = block.lam, block.u
+    return -0.5 * delta * jnp.sum(u**2) + 0.5 * jnp.sum(jnp.log(delta) - jnp.log(lam + delta))
+
+
+def log_marginal_likelihood(loglik, blocks, delta):
+    """Laplace approximation to ``log p(D | delta)`` at the MAP ``m``.
+
+        log Z = loglik(m) + log N(m; 0, I/delta) + P/2 log 2π - 1/2 log|GGN + delta I|
+              = loglik(m) - delta/2 |m|^2 + 1/2 sum_i log(delta / (lam_i + delta)),
+
+    with ``lam_i`` the GGN's eigenvalues (MacKay 1992; Immer et al. 2021). Its
+    maximiser satisfies MacKay's ``delta |m|^2 = sum_i lam_i / (lam_i + delta)``
+    (the effective number of parameters); when ``m`` is the MAP under that same
+    ``delta`` the point is a stationary point of the exact evidence of a linear
+    network with Gaussian noise. ``blocks``: a dict of :class:`_Block`;
+    ``delta``: a scalar or a dict of scalars per block.
+    """
+    total = loglik
+    for name, block in blocks.items():
+        d = delta[name] if isinstance(delta, dict) else delta
+        total = total + _block_evidence(block, d)
+    return total
+
+
+def _argmax_log(fn, n_grid=81, n_golden=40):
+    """Maximise ``fn(delta)`` over ``delta`` in [1e-8, 1e8]: a grid in log delta,
+    then golden-section search between the grid neighbours of the best point."""
+    grid = jnp.linspace(math.log(1e-8), math.log(1e8), n_grid)
+    values = jax.vmap(lambda t: fn(jnp.exp(t)))(grid)
+    values = jnp.where(jnp.isfinite(values), values, -jnp.inf)
+    i = jnp.argmax(values)
+    lo, hi = grid[jnp.maximum(i - 1, 0)], grid[jnp.minimum(i + 1, n_grid - 1)]
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+
+    def body(_, bounds):
+        lo, hi = bounds
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        better_a = fn(jnp.exp(a)) >= fn(jnp.exp(b))
+        return jnp.where(better_a, lo, a), jnp.where(better_a, b, hi)
+
+    lo, hi = jax.lax.fori_loop(0, n_golden, body, (lo, hi))
+    return jnp.exp(0.5 * (lo + hi))
+
+
+def _factors_diag(covered, eig, delta):
+    scale = {
+        name: {"kernel": 1.0 / jnp.sqrt(lam[:-1] + delta[name]),
+               "bias": 1.0 / jnp.sqrt(lam[-1] + delta[name])}
+        for name, lam in eig["lam"].items()
+    }
+    return {"scale": _unlayers(covered, scale)}
+
+
+def _factors_kron(covered, eig, delta):
+    return {name: {**e, "prior_precision": delta[name]} for name, e in eig.items()}
+
+
+def _factors_full(covered, eig, delta):
+    vecs, lam = eig["eigvecs"], eig["eigvals"]
+    cov = (vecs / (lam + delta[""])) @ vecs.T
+    return {"scale_tril": jnp.linalg.cholesky(0.5 * (cov + cov.T))}
+
+
+def _factors_lowrank(covered, eig, delta):
+    return {**eig, "prior_precision": delta[""]}
+
+
+_FACTORS = {"diag": _factors_diag, "kron": _factors_kron, "full": _factors_full,
+            "lowrank": _factors_lowrank}
+
+
+@partial(jax.jit, static_argnames=("config_static", "subset"))
+def _fit_gaussian(state: LaplaceState, params, delta0, config_static, subset):
+    structure, optimize, per_layer = config_static
+    covered = _get_path(params, subset)
+    blocks, eig = _BLOCKS[structure](state.curvature, covered, state.n_eff)
+    if not optimize:
+        delta = {name: delta0 for name in blocks}
+    elif per_layer:
+        delta = {name: _argmax_log(partial(_block_evidence, block))
+                 for name, block in blocks.items()}
+    else:
+        best = _argmax_log(lambda d: log_marginal_likelihood(state.loglik, blocks, d))
+        delta = {name: best for name in blocks}
+    log_marglik = log_marginal_likelihood(state.loglik, blocks, delta)
+    return _FACTORS[structure](covered, eig, delta), delta, log_marglik
+
+
+# ---------------------------------------------------------------------------
+# run
+
+
+def _chunk_size(model, params, subset, structure, input_shape):
+    """Rows per curvature chunk: about 2**24 values in the largest per-chunk array."""
+    n_outputs = model.likelihood.n_network_outputs
+    width = model.network.activation_size(input_shape)
+    if structure == "full":
+        n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(_get_path(params, subset)))
+        per_row = n_outputs * n_covered
+    else:
+        per_row = n_outputs * width
+    rows = max(1, (1 << 24) // max(1, per_row))
+    return int(min(1024, 1 << (rows.bit_length() - 1)))
+
+
+def _check_combination(covered, structure, config):
+    """Raise ``ValueError`` for settings that do not fit the covered weights."""
+    if structure not in STRUCTURES:
+        raise ValueError(
+            f"hessian_structure must be one of {list(STRUCTURES)}, got {structure!r}."
+        )
+    if config.predictive not in PREDICTIVES:
+        raise ValueError(
+            f"predictive must be one of {list(PREDICTIVES)}, got {config.predictive!r}."
+        )
+    if structure in ("diag", "kron"):
+        _check_dense(covered, structure)
+    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
+    if structure == "full" and n_covered > _MAX_FULL:
+        raise ValueError(
+            f"hessian_structure='full' stores a {n_covered} x {n_covered} matrix for the "
+            f"covered weights; it is limited to {_MAX_FULL} weights. Use 'kron', 'diag' or "
+            "'lowrank', or subset_of_weights='last_layer'."
+        )
+    if config.per_layer and config.optimize_prior_precision and len(_layers(covered)) > 1 \
+            and structure not in ("diag", "kron"):
+        raise ValueError(
+            f"A per-layer prior precision needs a structure that is block-diagonal by "
+            f"layer ('diag' or 'kron'), got hessian_structure={structure!r}."
+        )
+
+
+def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
+        map_config, init_params=None, validation: Data | None = None) -> InferenceResult:
+    """Train the MAP, then fit the Laplace approximation around it.
+
+    ``map_config`` is the :class:`~skbnn.inference.map.MAPConfig` of the MAP
+    fit. The result's ``diagnostics`` hold ``prior_precision`` (one value per
+    covered layer when ``per_layer``, else one), ``log_marginal_likelihood``
+    and ``laplace_seconds`` (time of the Laplace step alone).
+    """
+    subset = subset_path(model, config.subset_of_weights)
+    structure = config.hessian_structure
+    # check the combination on the shapes alone, before training anything
+    shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
+    _check_combination(_get_path(shapes, subset), structure, config)
+    # the MAP gets the whole key, so it is the MAP inference="map" finds with
+    # the same random_state
+    key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
+    result = map_strategy.run(model, data, map_config, key, training=training,
+                              init_params=init_params, validation=validation)
+    t0 = time.perf_counter()
+    params = jax.device_put(result.posterior.mean_params())
+    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(_get_path(params, subset)))
+    chunk_size = _chunk_size(model, params, subset, structure, data.X.shape[1:])
+    state = _accumulate(model, params, data, subset, structure, chunk_size)
+    if structure == "lowrank":
+        rank = min(config.rank, n_covered)
+        n_iter = min(n_covered, 2 * rank)
+        vecs, vals = _lanczos(model, params, data, key_lanczos, subset, chunk_size, n_iter, rank)
+        state = state._replace(curvature={"eigvecs": vecs, "eigvals": vals})
+    delta0 = config.prior_precision
+    factors, delta, log_marglik = _fit_gaussian(
+        state, params, delta0,
+        (structure, bool(config.optimize_prior_precision), bool(config.per_layer)), subset,
+    )
+    check_finite(factors, strategy="laplace", advice=(
+        "The curvature or the prior precision is degenerate: raise alpha, or set "
+        "prior_precision and optimize_prior_precision=False."
+    ))
+    posterior = GaussianPosterior(
+        mean=jax.device_get(params),
+        factors=jax.device_get(factors),
+        key_data=np.asarray(jax.random.key_data(key_predict)),
+        structure=structure,
+        subset=subset,
+        n_predictive_draws=int(config.n_predictive_draws),
+        predictive=config.predictive,
+    )
+    delta = np.asarray([delta[name] for name in sorted(delta)])
+    diagnostics = {
+        "prior_precision": delta if config.per_layer and delta.size > 1 else float(delta[0]),
+        "log_marginal_likelihood": float(log_marglik),
+        "laplace_seconds": time.perf_counter() - t0,
+    }
+    return result._replace(posterior=posterior, diagnostics=diagnostics)
+
+
+@serializable
+class Laplace(BaseStrategy):
+    """Laplace approximation around the MAP, with a GGN curvature.
+
+    Trains the MAP exactly as ``inference="map"`` does, then fits a Gaussian
+    whose precision is the prior precision plus the generalised Gauss-Newton
+    matrix of the negative log-likelihood at the MAP.
+
+    Parameters
+    ----------
+    subset_of_weights : {"last_layer", "all"}, default="last_layer"
+        Weights the Gaussian covers; the others stay at the MAP. The
+        likelihood's own parameters (a learned noise scale) stay at the MAP.
+    hessian_structure : {"kron", "diag", "lowrank", "full"}, default="kron"
+        ``"kron"``: K-FAC, one Kronecker product per dense layer; ``"diag"``:
+        the exact diagonal of the GGN; ``"lowrank"``: its top ``rank``
+        eigenpairs by Lanczos iteration, for networks whose GGN cannot be
+        stored; ``"full"``: the whole matrix (at most 10,000 covered weights).
+    prior_precision : float or None, default=None
+        Prior precision of the covered weights when
+        ``optimize_prior_precision=False``; None uses the estimator's
+        ``alpha``, the precision the MAP was trained with. (The optimisation
+        searches 1e-8 to 1e8 and needs no start.)
+    optimize_prior_precision : bool, default=True
+        Choose the prior precision that maximises the Laplace approximation to
+        the marginal likelihood (MacKay 1992; Immer et al. 2021). The value
+        chosen is ``diagnostics_["prior_precision"]`` of the fitted estimator.
+    prior_precision_per_layer : bool, default=False
+        One prior precision per covered layer (``"diag"`` and ``"kron"``).
+    predictive : {"glm", "glm_mc", "network"}, default="glm"
+        ``"glm"``: the network linearised in the covered weights, with the
+        probit approximation for classification and the closed-form Gaussian
+        for regression; ``"glm_mc"``: Monte Carlo over the linearised network;
+        ``"network"``: Monte Carlo over the network itself.
+        ``predict_uncertainty`` and ``sample_predictions`` use draws in every
+        case.
+    n_predictive_draws : int, default=100
+        Draws for the Monte Carlo predictives and ``sample_predictions``.
+    rank : int, default=20
+        Eigenpairs kept by ``"lowrank"`` (from ``2 * rank`` Lanczos steps,
+        each one pass over the data).
+    map_strategy : MAP or None, default=None
+        Settings of the MAP fit (``MAP()`` when None).
+
+    Notes
+    -----
+    ``max_iter``, ``batch_size``, ``learning_rate_init`` and the stopping rule
+    come from the estimator and drive the MAP fit. The fitted estimator's
+    ``diagnostics_`` hold ``prior_precision``, ``log_marginal_likelihood`` and
+    ``laplace_seconds``. The posterior mean stays at the MAP whatever prior
+    precision is chosen.
+
+    References
+    ----------
+    MacKay, "A practical Bayesian framework for backpropagation networks", 1992.
+    Ritter, Botev and Barber, "A scalable Laplace approximation for neural
+    networks", ICLR 2018. Immer, Korzepa and Bauer, "Improving predictions of
+    Bayesian neural nets via local linearization", AISTATS 2021. Daxberger et
+    al., "Laplace Redux", NeurIPS 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skbnn import BayesianMLPClassifier
+    >>> from skbnn.inference import Laplace
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = BayesianMLPClassifier((16,), inference=Laplace(hessian_structure="diag"),
+    ...                             max_iter=300, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    name = "laplace"
+
+    _parameter_constraints = {
+        "subset_of_weights": [StrOptions(set(SUBSETS))],
+        "hessian_structure": [StrOptions(set(STRUCTURES))],
+        "prior_precision": [Interval(Real, 0, None, closed="neither"), None],
+        "optimize_prior_precision": ["boolean"],
+        "prior_precision_per_layer": ["boolean"],
+        "predictive": [StrOptions(set(PREDICTIVES))],
+        "n_predictive_draws": [Interval(Integral, 1, None, closed="left")],
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "map_strategy": [HasMethods(["config"]), None],
+    }
+
+    def __init__(self, *, subset_of_weights="last_layer", hessian_structure="kron",
+                 prior_precision=None, optimize_prior_precision=True,
+                 prior_precision_per_layer=False, predictive="glm", n_predictive_draws=100,
+                 rank=20, map_strategy=None):
+        self.subset_of_weights = subset_of_weights
+        self.hessian_structure = hessian_structure
+        self.prior_precision = prior_precision
+        self.optimize_prior_precision = optimize_prior_precision
+        self.prior_precision_per_layer = prior_precision_per_layer
+        self.predictive = predictive
+        self.n_predictive_draws = n_predictive_draws
+        self.rank = rank
+        self.map_strategy = map_strategy
+
+    def config(self, model) -> LaplaceConfig:
+        dtype = jnp.result_type(float)
+        delta = model.prior.alpha if self.prior_precision is None else self.prior_precision
+        return LaplaceConfig(
+            prior_precision=jnp.asarray(delta, dtype=dtype),
+            subset_of_weights=self.subset_of_weights,
+            hessian_structure=self.hessian_structure,
+            optimize_prior_precision=bool(self.optimize_prior_precision),
+            per_layer=bool(self.prior_precision_per_layer),
+            predictive=self.predictive,
+            n_predictive_draws=int(self.n_predictive_draws),
+            rank=int(self.rank),
+        )
+
+    def run(self, model, data, key, *, training, init_params=None, validation=None):
+        self._validate_params()
+        map_object = MAP() if self.map_strategy is None else self.map_strategy
+        return run(model, data, self.config(model), key, training=training,
+                   map_config=map_object.config(training), init_params=init_params,
+                   validation=validation)
