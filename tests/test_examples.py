@@ -105,3 +105,14 @@ def test_vi_mnist_disagreement(tmp_path):
     # Some, not most, digits split the draws, and those are the hard ones.
     assert 0.0 < r["disagree_share"] < 0.5
     assert r["accuracy_agree"] > r["accuracy_disagree"]
+
+
+def test_laplace_cnn_calibration(tmp_path):
+    r = run_example("plot_laplace_cnn_calibration", tmp_path)
+    for name in ("map", "laplace"):
+        assert r[name]["accuracy"] > 0.9, name
+    # Laplace predicts around the same MAP: it keeps the accuracy and softens
+    # the confidence, which is what lowers the ECE of an overconfident network.
+    assert abs(r["laplace"]["accuracy"] - r["map"]["accuracy"]) < 0.02
+    assert r["laplace"]["mean_confidence"] < r["map"]["mean_confidence"]
+    assert r["laplace"]["nll"] < 1.05 * r["map"]["nll"]
