@@ -7,6 +7,7 @@ accelerator.
 from ._base import PredictiveUncertainty
 from ._cnn import BayesianCNNClassifier
 from ._mlp import BayesianMLPClassifier, BayesianMLPRegressor
+from .ensemble import SampleEnsemble
 from .utils._io import load_estimator as load
 
 __version__ = "0.1.0.dev0"
@@ -16,6 +17,7 @@ __all__ = [
     "BayesianMLPClassifier",
     "BayesianMLPRegressor",
     "PredictiveUncertainty",
+    "SampleEnsemble",
     "__version__",
     "load",
 ]

@@ -253,6 +253,9 @@ class BaseBayesianNetwork(BaseEstimator):
         coefs, intercepts = self._output_units(coefs, intercepts)
 
         self.model_ = jax.device_get(model)
+        # a refit with another strategy must not keep the last one's diagnostics
+        for name in getattr(getattr(self, "inference_", None), "fitted_diagnostics", ()):
+            self.__dict__.pop(f"{name}_", None)
         self.inference_ = strategy
         self.coefs_ = coefs
         self.intercepts_ = intercepts
@@ -269,6 +272,9 @@ class BaseBayesianNetwork(BaseEstimator):
         self.n_outputs_ = int(model.likelihood.n_network_outputs)
         self.out_activation_ = model.likelihood.out_activation
         self.diagnostics_ = dict(result.diagnostics or {})
+        # diagnostics a strategy also exposes as fitted attributes (NUTS: rhat_, ess_, ...)
+        for name in getattr(strategy, "fitted_diagnostics", ()):
+            setattr(self, f"{name}_", self.diagnostics_[name])
         self.posterior_ = posterior
 
     def _output_units(self, coefs, intercepts):

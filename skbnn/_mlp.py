@@ -17,7 +17,7 @@ _COMMON_PARAMETERS = """
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
         Activation of the hidden layers.
 
-    inference : {'psgld', 'map'} or strategy object, default='psgld'
+    inference : {'psgld', 'nuts', 'map'} or strategy object, default='psgld'
         How the posterior is inferred: a name, or an object from
         :mod:`skbnn.inference` such as ``PSGLD(n_chains=4)`` whose parameters
         ``GridSearchCV`` can search as ``inference__<name>``.
@@ -125,6 +125,13 @@ _COMMON_ATTRIBUTES = """
 
     diagnostics_ : dict
         What the strategy reports about its run (steps, thinning, devices, ...).
+
+    rhat_, ess_, max_rhat_, min_ess_, n_divergences_, step_size_, mean_tree_depth_
+        With ``inference="nuts"`` only: split R-hat and effective sample size
+        per parameter (dicts shaped like the parameters) and their worst
+        values, the number of divergent transitions after warmup, and the
+        adapted step size and mean tree depth per chain. See
+        :class:`skbnn.inference.NUTS`.
 """
 
 

@@ -7,10 +7,11 @@ licences).
 
 import gzip
 import os
+import pickle
 
 import numpy as np
 
-__all__ = ["load_idx", "load_mnist", "load_uci"]
+__all__ = ["load_cifar10", "load_idx", "load_mnist", "load_uci"]
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -53,6 +54,40 @@ def load_mnist(data_dir, *, kind="mnist", split="train", flatten=True):
     if flatten:
         X = X.reshape(len(X), -1)
     return X, labels.astype(np.int64)
+
+
+def load_cifar10(cifar_dir, *, split="train", flatten=False):
+    """CIFAR-10 from its python batches (``data_batch_1`` ... ``data_batch_5``, ``test_batch``).
+
+    The batches are pickle files: load only copies you trust (unpickling can
+    run code), e.g. the archive from the data set's home page.
+
+    Parameters
+    ----------
+    cifar_dir : path
+        Folder that holds the batches (``cifar-10-batches-py`` once unpacked).
+    split : {"train", "test"}
+    flatten : bool, default=False
+        Return images as rows of 3,072 values in ``(height, width, channel)``
+        order; else ``(n, 32, 32, 3)``.
+
+    Returns
+    -------
+    X : ndarray of float32, pixels scaled to [0, 1]
+    y : ndarray of int64, labels 0..9
+    """
+    names = {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]}[split]
+    images, labels = [], []
+    for name in names:
+        with open(os.path.join(cifar_dir, name), "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        # rows of 3,072 bytes: the red, green and blue 32x32 planes in turn
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    X = np.concatenate(images).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
+    if flatten:
+        X = X.reshape(len(X), -1)
+    return X, np.concatenate(labels)
 
 
 def load_uci(data_dir, name, *, split=0):

@@ -277,3 +277,26 @@ def test_grid_search_picks_what_the_metric_picks():
     expected = [-crps_gaussian(yr[te], *BayesianRidge().fit(Xr[tr], yr[tr]).predict(
         Xr[te], return_std=True)) for tr, te in kfold.split(Xr)]
     np.testing.assert_allclose(scores, expected)
+
+
+def test_scorers_on_skbnn_estimators():
+    # the scorers call skbnn's predict_proba / predict(return_std=True) as any other's
+    from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
+    from skbnn.inference import PSGLD
+
+    net = dict(hidden_layer_sizes=(8,), inference=PSGLD(n_draws=10), max_iter=30,
+               learning_rate_init=0.01, random_state=0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = X @ [1.0, -1.0] + 0.3 * rng.normal(size=40)
+    kfold = KFold(2)
+    scores = cross_val_score(BayesianMLPRegressor(**net), X, y, cv=kfold,
+                             scoring=get_scorer("neg_gaussian_nll"))
+    expected = [-gaussian_nll(y[te], *BayesianMLPRegressor(**net).fit(X[tr], y[tr]).predict(
+        X[te], return_std=True)) for tr, te in kfold.split(X)]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+    labels = (y > 0).astype(int)
+    clf = BayesianMLPClassifier(**net).fit(X, labels)
+    assert get_scorer("neg_expected_calibration_error")(clf, X, labels) == pytest.approx(
+        -expected_calibration_error(labels, clf.predict_proba(X)))

@@ -8,10 +8,12 @@ from sklearn.base import clone
 
 from .base import BaseStrategy, Data, InferenceResult, Training
 from .map import MAP
+from .nuts import NUTS
 from .psgld import PSGLD
 
 __all__ = [
     "MAP",
+    "NUTS",
     "PSGLD",
     "STRATEGIES",
     "BaseStrategy",
@@ -24,6 +26,7 @@ __all__ = [
 #: Strategy classes by the name ``inference=`` accepts.
 STRATEGIES = {
     "map": MAP,
+    "nuts": NUTS,
     "psgld": PSGLD,
 }
 

@@ -34,7 +34,7 @@ def accuracy_certainty_curve(y_true, y_pred, certainty, *, thresholds=None):
     """Accuracy and share retained when only inputs with ``certainty >= threshold`` are kept.
 
     ``certainty`` is any per-input score where higher means more certain: the
-    top ``predict_proba`` (the confidence), or :meth:`SampleEnsemble.certainty`
+    top ``predict_proba`` (the confidence), or :meth:`skbnn.SampleEnsemble.certainty`
     (the share of posterior draws that agree with the vote). Thresholds at which
     no input is retained are dropped, so every accuracy is defined.
 

@@ -1,0 +1,540 @@
+"""The No-U-Turn Sampler (NUTS; Hoffman and Gelman, 2014), from numpyro.
+
+Full-batch Hamiltonian Monte Carlo on the raveled parameter vector: the
+potential energy is ``-(log prior + full-data log-likelihood)``, the Gaussian
+noise scale of regression included with its half-Cauchy prior (it lives in the
+parameter pytree like every other parameter). The transition kernel, the
+windowed step-size and mass-matrix adaptation and the diagnostics are
+numpyro's (``numpyro.infer.hmc.hmc(..., algo="NUTS")`` and
+``numpyro.diagnostics``); this module only drives them:
+
+- :func:`init` and :func:`step` wrap numpyro's ``init_kernel`` and
+  ``sample_kernel`` for one chain, with the PRNG key an explicit argument;
+- :func:`_sample` is one jitted program: the chains are vmapped (numpyro's
+  ``chain_method="vectorized"``), warmup and sampling are ``lax.scan`` loops,
+  and the potential is built inside the trace from the model and the data
+  passed as pytree arguments. Unlike ``numpyro.infer.MCMC``, whose compiled
+  program is cached on the driver object, a second fit on data of the same
+  shape compiles nothing;
+- :func:`diagnose` turns the draws into split R-hat, effective sample sizes,
+  divergences, step sizes and tree depths, and :func:`convergence_problems`
+  into the text of the ``ConvergenceWarning``.
+
+Chains start from a short MAP run each (``init="map"``, each from its own
+network initialisation, so that chains stuck in different modes show up in
+R-hat), from numpyro's ``init_to_uniform`` (``"uniform"``: every parameter
+uniform in ``[-2, 2]``) or from the network's own initialisation
+(``"network"``). With several devices the chain axis is sharded over them.
+"""
+
+import math
+import warnings
+from functools import partial
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.flatten_util import ravel_pytree
+from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+from numpyro.infer.hmc import HMCState, hmc
+from sklearn.exceptions import ConvergenceWarning
+
+from ..posterior import SamplePosterior
+from ..utils._io import serializable
+from ..utils._sklearn_compat import Interval, StrOptions
+from . import map as map_inference
+from .base import (
+    BaseStrategy,
+    Data,
+    InferenceResult,
+    Training,
+    chain_sharding,
+    check_finite,
+    start_positions,
+)
+
+__all__ = [
+    "NUTS",
+    "NUTSConfig",
+    "NUTSInfo",
+    "NUTSState",
+    "convergence_problems",
+    "diagnose",
+    "estimate_cost",
+    "init",
+    "run",
+    "step",
+]
+
+#: numpyro's sampler state for one chain: the position ``z`` is the raveled
+#: parameter vector; ``adapt_state`` holds the step size and mass matrix.
+NUTSState = HMCState
+
+
+class NUTSInfo(NamedTuple):
+    """Per-transition diagnostics (not carried to the next step)."""
+
+    potential_energy: jax.Array  # negative log posterior at the new position
+    diverging: jax.Array  # the trajectory hit numpyro's energy-error threshold
+    num_steps: jax.Array  # leapfrog steps (gradient evaluations) of the trajectory
+    accept_prob: jax.Array  # mean Metropolis acceptance over the trajectory
+    step_size: jax.Array  # step size used by this transition
+
+
+@struct.dataclass
+class NUTSConfig:
+    """Frozen settings of :func:`run`.
+
+    Numeric settings are pytree leaves (new values reuse the compiled
+    program); counts, tree depth and the mass-matrix structure fix the program
+    and are static.
+    """
+
+    step_size: jax.Array  # initial step size of the dual-averaging adaptation
+    target_accept_prob: jax.Array
+    n_chains: int = struct.field(pytree_node=False, default=4)
+    n_warmup: int = struct.field(pytree_node=False, default=500)
+    n_draws: int = struct.field(pytree_node=False, default=500)
+    thinning: int = struct.field(pytree_node=False, default=1)
+    max_tree_depth: int = struct.field(pytree_node=False, default=10)
+    dense_mass: bool = struct.field(pytree_node=False, default=False)
+
+
+def _potential(model, data: Data, unravel):
+    """Potential energy of a raveled parameter vector: minus the full-data log posterior."""
+    data_size = data.X.shape[0]  # logdensity's mean times n rows is the full weighted sum
+
+    def potential(z):
+        return -model.logdensity(unravel(z), data, data_size)
+
+    return potential
+
+
+def init(rng_key, position, *, kernels, config: NUTSConfig) -> NUTSState:
+    """Start one chain at ``position`` (a raveled parameter vector)."""
+    init_kernel, _ = kernels
+    return init_kernel(
+        position, config.n_warmup, step_size=config.step_size,
+        dense_mass=config.dense_mass, target_accept_prob=config.target_accept_prob,
+        max_tree_depth=config.max_tree_depth, rng_key=rng_key,
+    )
+
+
+def step(rng_key, state: NUTSState, *, kernels) -> tuple[NUTSState, NUTSInfo]:
+    """One NUTS transition of one chain (adapting while ``state.i < n_warmup``)."""
+    _, sample_kernel = kernels
+    step_size = state.adapt_state.step_size
+    state = sample_kernel(state._replace(rng_key=rng_key))
+    info = NUTSInfo(state.potential_energy, state.diverging, state.num_steps,
+                    state.accept_prob, step_size)
+    return state, info
+
+
+@jax.jit
+def _ravel_chains(positions):
+    return jax.vmap(lambda p: ravel_pytree(p)[0])(positions)
+
+
+@partial(jax.jit, static_argnames=("n_chains",))
+def _uniform_positions(rng_key, template, n_chains):
+    """numpyro's ``init_to_uniform``: every parameter uniform in ``[-2, 2]``."""
+    flat = ravel_pytree(template)[0]
+    return jax.random.uniform(rng_key, (n_chains, flat.shape[0]), flat.dtype, -2.0, 2.0)
+
+
+def _over_chains(fn, n_chains):
+    """``fn`` mapped over a leading chain axis: vmapped, or called directly for one chain.
+
+    One chain skips ``vmap``: unbatched while loops compile in about half the
+    time and run without the masking that keeps vmapped chains in step.
+    """
+    if n_chains > 1:
+        return jax.vmap(fn)
+
+    def single(*args):
+        out = fn(*jax.tree.map(lambda x: x[0], args))
+        return jax.tree.map(lambda x: x[None], out)
+
+    return single
+
+
+@jax.jit
+def _sample(model, data: Data, config: NUTSConfig, rng_key, positions, template):
+    """Warm up and sample all chains: one compiled program.
+
+    ``positions``: raveled starts, ``(n_chains, n_params)``; ``template``: one
+    parameter pytree (its structure and shapes give the unravelling).
+    Returns the kept positions ``(n_chains, n_draws, n_params)``, the
+    :class:`NUTSInfo` of every transition (leading axes: transition, chain;
+    warmup first) and the final states. Warmup and sampling are one
+    ``lax.scan`` (numpyro's kernel switches adaptation off by itself after
+    ``n_warmup`` transitions), so the kernel is compiled once, not twice.
+    """
+    _, unravel = ravel_pytree(template)
+    kernels = hmc(potential_fn=_potential(model, data, unravel), algo="NUTS")
+    key_init, key_steps = jax.random.split(rng_key)
+    n_chains, n_draws = config.n_chains, config.n_draws
+    n_iter = config.n_warmup + n_draws * config.thinning
+    states = _over_chains(partial(init, kernels=kernels, config=config), n_chains)(
+        jax.random.split(key_init, n_chains), positions
+    )
+    chain_step = _over_chains(partial(step, kernels=kernels), n_chains)
+    kept = jnp.zeros((n_draws, *positions.shape), positions.dtype)
+
+    def transition(carry, xs):
+        states, kept = carry
+        key, t = xs
+        states, info = chain_step(jax.random.split(key, n_chains), states)
+        done = t + 1 - config.n_warmup  # transitions after warmup, this one included
+        slot = jnp.where((done > 0) & (done % config.thinning == 0),
+                         done // config.thinning - 1, n_draws)  # out of range: dropped
+        kept = kept.at[slot].set(states.z, mode="drop")
+        return (states, kept), info
+
+    (states, kept), info = jax.lax.scan(
+        transition, (states, kept), (jax.random.split(key_steps, n_iter), jnp.arange(n_iter))
+    )
+    return jnp.swapaxes(kept, 0, 1), info, states
+
+
+def estimate_cost(n_rows: int, n_params: int, config: NUTSConfig) -> float:
+    """Upper bound on the work of a run, in (row x parameter x gradient evaluation) units.
+
+    A gradient of the full-data potential costs about ``n_rows * n_params``
+    multiply-adds (times a small constant); each NUTS transition takes at most
+    ``2**max_tree_depth - 1`` of them.
+    """
+    iterations = config.n_warmup + config.n_draws * config.thinning
+    return float(config.n_chains) * iterations * (2**config.max_tree_depth - 1) * n_rows * n_params
+
+
+def _unravel_numpy(flat, template):
+    """Split the last axis of ``flat`` into a pytree shaped like ``template`` (numpy, no compile)."""
+    leaves, treedef = jax.tree.flatten(template)
+    sizes = [int(np.prod(np.shape(x))) for x in leaves]
+    parts = np.split(np.asarray(flat), np.cumsum(sizes)[:-1], axis=-1)
+    lead = np.shape(flat)[:-1]
+    return jax.tree.unflatten(
+        treedef, [p.reshape((*lead, *np.shape(x))) for p, x in zip(parts, leaves)]
+    )
+
+
+def diagnose(draws, warmup_info: NUTSInfo, draw_info: NUTSInfo, template,
+             max_tree_depth: int) -> dict:
+    """Convergence diagnostics of a run, as plain numpy values.
+
+    ``draws``: raveled, ``(n_chains, n_draws, n_params)``. R-hat is numpyro's
+    split Gelman-Rubin statistic and the effective sample size numpyro's
+    (Stan's) estimator over all chains, per parameter (a pytree shaped like the
+    parameters) and the worst of them. Tree depth is ``floor(log2(steps)) + 1``,
+    as numpyro reports it.
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # constant draws: inf/NaN, not noise
+        rhat = np.asarray(split_gelman_rubin(draws))
+        ess = np.asarray(effective_sample_size(draws))
+    # NaN comes from draws that never moved (every transition rejected): the worst case
+    rhat = np.where(np.isnan(rhat), np.inf, rhat)
+    ess = np.where(np.isnan(ess), 0.0, ess)
+    diverging = np.asarray(draw_info.diverging)  # (iterations, n_chains)
+    num_steps = np.asarray(draw_info.num_steps)
+    depth = np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1
+    worst = int(np.argmax(rhat))
+    names = _parameter_names(template)
+    return {
+        "rhat": _unravel_numpy(rhat, template),
+        "ess": _unravel_numpy(ess, template),
+        "max_rhat": float(np.max(rhat)),
+        "max_rhat_parameter": names[worst],
+        "min_ess": float(np.min(ess)),
+        "min_ess_parameter": names[int(np.argmin(ess))],
+        "n_divergences": int(diverging.sum()),
+        "divergences_per_chain": diverging.sum(axis=0).astype(np.int64),
+        "n_warmup_divergences": int(np.asarray(warmup_info.diverging).sum()),
+        "step_size": np.asarray(draw_info.step_size[-1], dtype=np.float64),
+        "mean_tree_depth": depth.mean(axis=0),
+        # a full tree of depth d takes 2**d - 1 steps: it stopped at the limit, not a U-turn
+        "max_tree_depth_hits": (num_steps >= 2**max_tree_depth - 1).sum(axis=0).astype(np.int64),
+        "accept_prob": np.asarray(draw_info.accept_prob, dtype=np.float64).mean(axis=0),
+        "n_grad_evals": int(np.asarray(warmup_info.num_steps).sum() + num_steps.sum()),
+    }
+
+
+def _parameter_names(template):
+    """Name of every entry of the raveled vector, e.g. ``network/dense_0/kernel[3, 1]``."""
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
+        base = "/".join(str(getattr(k, "key", k)) for k in path)
+        shape = np.shape(leaf)
+        names.extend(
+            f"{base}[{', '.join(map(str, idx))}]" if shape else base for idx in np.ndindex(shape)
+        )
+    return names
+
+
+#: The thresholds of the ConvergenceWarning: R-hat (Vehtari et al., 2021) and
+#: the smallest effective sample size per chain (Stan's rule of thumb).
+RHAT_THRESHOLD = 1.01
+ESS_PER_CHAIN = 100
+
+
+def convergence_problems(diagnostics: dict, config: NUTSConfig) -> list[str]:
+    """Sentences naming what went wrong and what to change; empty when all is well."""
+    d = diagnostics
+    n_draws = config.n_chains * config.n_draws
+    problems = []
+    if d["n_divergences"]:
+        problems.append(
+            f"{d['n_divergences']} of {n_draws * config.thinning} transitions after warmup "
+            "diverged, so the draws may miss parts of the posterior. Raise target_accept_prob "
+            f"(now {float(config.target_accept_prob):g}, e.g. to 0.95), raise alpha, or scale "
+            "the inputs."
+        )
+    if d["max_rhat"] > RHAT_THRESHOLD:
+        problems.append(
+            f"The largest R-hat is {d['max_rhat']:.3f} > {RHAT_THRESHOLD} "
+            f"({d['max_rhat_parameter']}): the chains do not agree. Raise n_warmup and "
+            "n_draws; if chains sit in different modes of the network's posterior, "
+            "more draws will not help, and the predictive may still be fine."
+        )
+    if d["min_ess"] < ESS_PER_CHAIN * config.n_chains:
+        problems.append(
+            f"The smallest effective sample size is {d['min_ess']:.0f} "
+            f"({d['min_ess_parameter']}), below {ESS_PER_CHAIN} per chain. Raise n_draws "
+            "or n_chains."
+        )
+    hits = int(np.sum(d["max_tree_depth_hits"]))
+    if hits > 0.1 * n_draws * config.thinning:
+        problems.append(
+            f"{hits} transitions stopped at max_tree_depth={config.max_tree_depth} before "
+            "making a U-turn: raise max_tree_depth."
+        )
+    return problems
+
+
+def _map_starts(model, data: Data, key, training: Training, n_chains: int):
+    """One short MAP run per chain, each from its own network initialisation."""
+    config = map_inference.MAP().config(training)
+    starts = []
+    for chain_key in jax.random.split(key, n_chains):
+        with warnings.catch_warnings():
+            # an unconverged optimiser is still a fine place to start warmup
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            result = map_inference.run(model, data, config, chain_key, training=training)
+        starts.append(jax.tree.map(lambda x: x[0, 0], result.posterior.draws))
+    return jax.tree.map(lambda *xs: np.stack(xs), *starts)
+
+
+def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init="map",
+        init_params=None, max_cost=1e12, validation: Data | None = None) -> InferenceResult:
+    """Run ``config.n_chains`` NUTS chains on all rows of ``data``."""
+    del validation  # a sampler runs its whole budget; see NUTS.run
+    key_start, key_sample = jax.random.split(key)
+    input_shape = data.X.shape[1:]
+    template = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(template))
+    n_rows = int(data.X.shape[0])
+    cost = estimate_cost(n_rows, n_params, config)
+    if cost > max_cost:
+        raise ValueError(
+            f"NUTS is full-batch: this run may take up to {cost:.2g} row x parameter x "
+            f"gradient evaluations ({n_rows} rows, {n_params} parameters, "
+            f"{config.n_chains} chains x {config.n_warmup + config.n_draws * config.thinning} "
+            f"iterations x up to {2**config.max_tree_depth - 1} gradients each), above "
+            f"max_cost={max_cost:.2g}. Use inference='psgld' or 'vi' for data or networks of "
+            "this size, lower n_draws, n_warmup or max_tree_depth, or raise max_cost."
+        )
+    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
+
+    if init_params is not None:
+        starts = start_positions(model, key_start, input_shape, config.n_chains, init_params)
+    elif init == "map":
+        starts = _map_starts(model, data, key_start, training, config.n_chains)
+    elif init == "network":
+        starts = start_positions(model, key_start, input_shape, config.n_chains)
+    if init == "uniform" and init_params is None:
+        positions = _uniform_positions(key_start, template, config.n_chains)
+    else:
+        positions = _ravel_chains(starts)
+
+    chains, replicated = chain_sharding(config.n_chains)
+    if chains is not None:
+        positions = jax.device_put(positions, chains)
+        data = jax.device_put(data, replicated)
+    draws, info, _ = _sample(model, data, config, key_sample, positions, template)
+    draws = np.asarray(jax.device_get(draws))
+    check_finite(draws, strategy="nuts", advice=(
+        "Raise target_accept_prob, raise alpha, or scale the inputs (e.g. with StandardScaler)."
+    ))
+    info = jax.device_get(info)
+    warmup_info = jax.tree.map(lambda x: x[: config.n_warmup], info)
+    draw_info = jax.tree.map(lambda x: x[config.n_warmup :], info)
+    diagnostics = diagnose(draws, warmup_info, draw_info, template, config.max_tree_depth)
+    diagnostics["n_devices"] = 1 if chains is None else len(chains.mesh.devices.flat)
+    diagnostics["init"] = "warm_start" if init_params is not None else init
+
+    n_eff = float(np.sum(np.asarray(data.weight)))
+    loss_curve = [float(v) for v in np.asarray(info.potential_energy).mean(axis=1) / n_eff]
+    if training.verbose:
+        _report(diagnostics, loss_curve, config)
+    problems = convergence_problems(diagnostics, config)
+    if problems:
+        warnings.warn("NUTS: " + " ".join(problems), ConvergenceWarning)
+    n_iter = config.n_warmup + config.n_draws * config.thinning
+    return InferenceResult(
+        posterior=SamplePosterior(_unravel_numpy(draws, template)),
+        loss_curve=loss_curve,
+        n_iter=n_iter,
+        diagnostics=diagnostics,
+        n_steps=n_iter,
+    )
+
+
+def _report(d, loss_curve, config):
+    print(f"NUTS: {config.n_chains} chains x ({config.n_warmup} warmup + "
+          f"{config.n_draws * config.thinning} sampling) iterations, "
+          f"{d['n_grad_evals']} gradient evaluations")
+    if config.n_warmup:
+        print(f"loss after warmup = {loss_curve[config.n_warmup - 1]:.8f}")
+    print(f"loss after the last transition = {loss_curve[-1]:.8f}")
+    print(f"step size per chain = {np.array2string(d['step_size'], precision=3)}, "
+          f"mean tree depth = {np.array2string(d['mean_tree_depth'], precision=2)}")
+    print(f"max R-hat = {d['max_rhat']:.4f}, min ESS = {d['min_ess']:.1f}, "
+          f"divergences = {d['n_divergences']}")
+
+
+@serializable
+class NUTS(BaseStrategy):
+    """The No-U-Turn Sampler from numpyro: full-batch, asymptotically exact.
+
+    The reference sampler for small networks and data sets: every transition
+    uses the gradient of the log posterior on all rows, and the step size and
+    mass matrix adapt during warmup. The cost grows with rows x parameters x
+    tree size, so a guard (``max_cost``) refuses runs that would take hours.
+
+    Parameters
+    ----------
+    n_chains : int, default=4
+        Independent chains, vmapped on one device (sharded over devices when
+        several are visible). R-hat compares them.
+    n_warmup : int, default=500
+        Adaptation transitions per chain (step size and mass matrix), discarded.
+    n_draws : int, default=500
+        Draws kept per chain after warmup (at least 4, for the diagnostics).
+    thinning : int, default=1
+        Transitions per kept draw.
+    target_accept_prob : float, default=0.8
+        Acceptance rate the step-size adaptation aims for; raise it (e.g. 0.95)
+        when divergences occur.
+    max_tree_depth : int, default=10
+        At most ``2**max_tree_depth - 1`` gradient evaluations per transition.
+    dense_mass : bool, default=False
+        Adapt a dense mass matrix (``n_params x n_params``) instead of a diagonal one.
+    step_size : float, default=1.0
+        Initial step size of the adaptation (numpyro's default).
+    init : {"map", "uniform", "network"}, default="map"
+        Where chains start: a short MAP run per chain (Adam with the
+        estimator's ``max_iter``, ``batch_size``, ``learning_rate_init``,
+        ``tol`` and ``n_iter_no_change``), numpyro's ``init_to_uniform``
+        (every parameter uniform in [-2, 2]), or the network's initialisation.
+        With ``warm_start=True`` chains continue from the previous fit's last draws.
+    max_cost : float, default=1e12
+        Largest allowed ``n_chains x iterations x (2**max_tree_depth - 1) x
+        n_rows x n_params``; above it ``fit`` raises before sampling.
+
+    Notes
+    -----
+    NUTS always uses all training rows: the estimator's ``batch_size``,
+    ``shuffle``, ``max_iter``, ``learning_rate_init``, ``tol`` and
+    ``n_iter_no_change`` only shape the MAP run of ``init="map"``, and
+    ``early_stopping=True`` is refused. ``loss_curve_`` holds the negative log
+    posterior per data point after every transition (mean over chains), warmup
+    included, and ``n_iter_`` counts transitions.
+
+    Diagnostics are in the estimator's ``diagnostics_``: ``rhat`` and ``ess``
+    (per parameter, shaped like the parameters), ``max_rhat``, ``min_ess`` (and
+    the parameter they belong to), ``n_divergences``, ``divergences_per_chain``,
+    ``step_size`` and ``mean_tree_depth`` per chain, ``max_tree_depth_hits``,
+    ``accept_prob``, ``n_grad_evals``. A ``ConvergenceWarning`` says what to
+    change when R-hat exceeds 1.01, the smallest effective sample size is under
+    100 per chain, transitions diverge, or many stop at ``max_tree_depth``.
+
+    References
+    ----------
+    Hoffman, M. D. and Gelman, A. (2014). The No-U-Turn Sampler. JMLR 15.
+    Phan, D., Pradhan, N. and Jankowiak, M. (2019). Composable effects for
+    flexible and accelerated probabilistic programming in NumPyro.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from skbnn import BayesianMLPRegressor
+    >>> from skbnn.inference import NUTS
+    >>> X, y = make_regression(n_samples=40, n_features=2, noise=5.0, random_state=0)
+    >>> reg = BayesianMLPRegressor((4,), activation="tanh", random_state=0,
+    ...                            inference=NUTS(n_chains=2, n_warmup=200, n_draws=200))
+    >>> reg.fit(X, y).posterior_.draws["network"]["dense_0"]["kernel"].shape
+    (2, 200, 2, 4)
+    >>> reg.rhat_["network"]["dense_0"]["kernel"].shape
+    (2, 4)
+    """
+
+    name = "nuts"
+
+    #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
+    fitted_diagnostics = ("rhat", "ess", "max_rhat", "min_ess", "n_divergences", "step_size",
+                          "mean_tree_depth")
+
+    _parameter_constraints = {
+        "n_chains": [Interval(Integral, 1, None, closed="left")],
+        "n_warmup": [Interval(Integral, 0, None, closed="left")],
+        "n_draws": [Interval(Integral, 4, None, closed="left")],
+        "thinning": [Interval(Integral, 1, None, closed="left")],
+        "target_accept_prob": [Interval(Real, 0, 1, closed="neither")],
+        "max_tree_depth": [Interval(Integral, 1, None, closed="left")],
+        "dense_mass": ["boolean"],
+        "step_size": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions({"map", "uniform", "network"})],
+        "max_cost": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, *, n_chains=4, n_warmup=500, n_draws=500, thinning=1,
+                 target_accept_prob=0.8, max_tree_depth=10, dense_mass=False, step_size=1.0,
+                 init="map", max_cost=1e12):
+        self.n_chains = n_chains
+        self.n_warmup = n_warmup
+        self.n_draws = n_draws
+        self.thinning = thinning
+        self.target_accept_prob = target_accept_prob
+        self.max_tree_depth = max_tree_depth
+        self.dense_mass = dense_mass
+        self.step_size = step_size
+        self.init = init
+        self.max_cost = max_cost
+
+    def config(self) -> NUTSConfig:
+        dtype = jnp.result_type(float)
+        return NUTSConfig(
+            step_size=jnp.asarray(self.step_size, dtype=dtype),
+            target_accept_prob=jnp.asarray(self.target_accept_prob, dtype=dtype),
+            n_chains=int(self.n_chains),
+            n_warmup=int(self.n_warmup),
+            n_draws=int(self.n_draws),
+            thinning=int(self.thinning),
+            max_tree_depth=int(self.max_tree_depth),
+            dense_mass=bool(self.dense_mass),
+        )
+
+    def run(self, model, data, key, *, training, init_params=None, validation=None):
+        self._validate_params()
+        if training.early_stopping:
+            raise ValueError(
+                "early_stopping=True is not supported with inference='nuts': a sampler runs "
+                "its whole budget and uses every row. Set early_stopping=False, or use "
+                "inference='map'."
+            )
+        return run(model, data, self.config(), key, training=training, init=self.init,
+                   init_params=init_params, max_cost=float(self.max_cost))

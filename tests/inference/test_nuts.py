@@ -1,0 +1,210 @@
+"""NUTS: ground truth on the conjugate model, diagnostics, warnings and the cost guard."""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
+from skbnn.inference import NUTS
+from skbnn.inference.nuts import NUTSInfo, diagnose
+
+from .._conjugate import linear_draws, linear_gaussian_problem
+
+
+@pytest.fixture(scope="module")
+def conjugate_fit():
+    p = linear_gaussian_problem()
+    reg = BayesianMLPRegressor(
+        (), inference=NUTS(n_chains=4, n_warmup=300, n_draws=500),
+        noise_std=p.noise_std, normalize_y=False, alpha=p.alpha, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # a clean run must not warn
+        reg.fit(p.X, p.y)
+    return p, reg
+
+
+def test_nuts_matches_exact_posterior_of_bayesian_linear_regression(conjugate_fit):
+    # NUTS is exact up to Monte Carlo error. With effective sample size ESS the
+    # standard error of a posterior mean is sd / sqrt(ESS) and that of a
+    # posterior sd about sd / sqrt(2 ESS). The run below has ESS >= 1,000 for
+    # every parameter (asserted), so 0.1 sd is >= 3.2 standard errors of the
+    # mean and 10% is >= 4.4 standard errors of the sd (NUTS mixes the squares
+    # more slowly than the means, so that one is looser: over seeds 0-5 the
+    # worst errors were 0.033 sd and 5.7%, with ESS 1,490-2,030).
+    p, reg = conjugate_fit
+    theta = linear_draws(reg.posterior_.flatten())
+    sd = np.sqrt(np.diag(p.cov))
+    assert theta.shape == (2000, 4)
+    assert reg.min_ess_ >= 1000
+    np.testing.assert_array_less(np.abs(theta.mean(axis=0) - p.mean) / sd, 0.1)
+    np.testing.assert_array_less(np.abs(theta.std(axis=0) / sd - 1.0), 0.1)
+    assert reg.max_rhat_ < 1.01
+    assert reg.n_divergences_ == 0
+
+
+def test_diagnostics_are_fitted_attributes_shaped_like_the_parameters(conjugate_fit):
+    p, reg = conjugate_fit
+    kernel = reg.posterior_.draws["network"]["dense_0"]["kernel"]
+    assert kernel.shape == (4, 500, 3, 1)  # chain axis kept
+    assert reg.rhat_["network"]["dense_0"]["kernel"].shape == (3, 1)
+    assert reg.ess_["network"]["dense_0"]["bias"].shape == (1,)
+    assert reg.max_rhat_ == max(np.max(x) for x in jax.tree.leaves(reg.rhat_))
+    assert reg.min_ess_ == min(np.min(x) for x in jax.tree.leaves(reg.ess_))
+    assert reg.step_size_.shape == reg.mean_tree_depth_.shape == (4,)
+    assert np.all(reg.step_size_ > 0) and np.all(reg.mean_tree_depth_ >= 1)
+    assert len(reg.loss_curve_) == reg.n_iter_ == 800
+    # the loss is the negative log posterior per row: it settles after warmup
+    assert np.std(reg.loss_curve_[300:]) < 0.1
+
+
+def test_rhat_and_ess_flag_chains_that_disagree():
+    # Two chains of independent draws from N(0, 1) and N(3, 1): R-hat far above
+    # 1; the same draws from one distribution: R-hat near 1 and ESS near the count.
+    rng = np.random.RandomState(0)
+    template = {"w": np.zeros(2)}
+    info = NUTSInfo(*(np.zeros((400, 2)) for _ in range(5)))
+    good = rng.normal(size=(2, 400, 2))
+    bad = good + np.array([0.0, 3.0])[:, None, None]
+    d_good = diagnose(good, info, info, template, max_tree_depth=10)
+    d_bad = diagnose(bad, info, info, template, max_tree_depth=10)
+    assert d_good["max_rhat"] < 1.01 < 1.5 < d_bad["max_rhat"]
+    assert 600 < d_good["min_ess"] < 1000
+    assert d_bad["min_ess"] < 20
+    assert d_bad["max_rhat_parameter"].startswith("w[")
+
+
+def test_bad_settings_on_a_hard_posterior_warn_with_what_to_change():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-1, 1, size=(40, 1))
+    y = X[:, 0] * np.sin(5 * X[:, 0]) + 0.1 * rng.normal(size=40)
+    reg = BayesianMLPRegressor(
+        (10,), activation="tanh",
+        inference=NUTS(n_chains=2, n_warmup=10, n_draws=30, max_tree_depth=1, init="uniform"),
+        random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning, match="R-hat") as record:
+        reg.fit(X, y)
+    message = str(record[0].message)
+    assert "raise max_tree_depth" in message and "Raise n_draws" in message
+
+
+def test_cost_guard_refuses_big_runs_and_can_be_raised():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(500, 20))
+    y = (X[:, 0] > 0).astype(int)
+    clf = BayesianMLPClassifier((64,), inference=NUTS(), random_state=0)
+    with pytest.raises(ValueError, match="'psgld' or 'vi'.*raise max_cost"):
+        clf.fit(X, y)
+    small = NUTS(n_chains=1, n_warmup=4, n_draws=4, max_tree_depth=2, max_cost=1e8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        BayesianMLPClassifier((64,), inference=small, max_iter=2, random_state=0).fit(X, y)
+
+
+def test_early_stopping_is_refused():
+    X, y = np.random.RandomState(0).normal(size=(30, 2)), np.arange(30) % 2
+    clf = BayesianMLPClassifier((4,), inference="nuts", early_stopping=True)
+    with pytest.raises(ValueError, match="early_stopping=True is not supported"):
+        clf.fit(X, y)
+
+
+@pytest.mark.parametrize("init", ["map", "uniform", "network"])
+def test_inits_start_each_chain_elsewhere_and_sample_the_same_posterior(init):
+    # Every start reaches the same (unimodal) posterior: the linear model's.
+    p = linear_gaussian_problem(n_samples=50)
+    reg = BayesianMLPRegressor(
+        (), inference=NUTS(n_chains=2, n_warmup=100, n_draws=100, init=init),
+        noise_std=p.noise_std, normalize_y=False, alpha=p.alpha, max_iter=50, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(p.X, p.y)
+    assert reg.diagnostics_["init"] == init
+    theta = linear_draws(reg.posterior_.flatten())
+    sd = np.sqrt(np.diag(p.cov))
+    # 200 draws, ESS >~ 100: 0.5 sd is 5 standard errors
+    np.testing.assert_array_less(np.abs(theta.mean(axis=0) - p.mean) / sd, 0.5)
+
+
+def test_thinning_keeps_every_kth_transition_and_warm_start_continues():
+    X, y = np.random.RandomState(0).normal(size=(40, 2)), np.arange(40) % 2
+    clf = BayesianMLPClassifier(
+        (3,), inference=NUTS(n_chains=2, n_warmup=20, n_draws=5, thinning=3),
+        max_iter=20, random_state=0, warm_start=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        assert clf.n_iter_ == 20 + 15
+        assert clf.posterior_.draws["network"]["dense_0"]["kernel"].shape == (2, 5, 2, 3)
+        clf.fit(X, y)
+    assert clf.diagnostics_["init"] == "warm_start"
+
+
+def test_same_random_state_same_predictions_and_pickle_round_trip():
+    X, y = np.random.RandomState(0).normal(size=(40, 3)), np.arange(40) % 3
+    make = lambda: BayesianMLPClassifier(  # noqa: E731
+        (4,), inference=NUTS(n_chains=2, n_warmup=30, n_draws=10), max_iter=20, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a, b = make().fit(X, y), make().fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(a.predict_proba(X), c.predict_proba(X))
+    np.testing.assert_array_equal(a.rhat_["network"]["dense_0"]["kernel"],
+                                  c.rhat_["network"]["dense_0"]["kernel"])
+
+
+def test_chains_are_sharded_over_several_devices():
+    # A fresh process with two host devices: the chain axis is split over them.
+    script = textwrap.dedent("""
+        import warnings, numpy as np, jax
+        from skbnn import BayesianMLPClassifier
+        from skbnn.inference import NUTS
+        warnings.simplefilter("ignore")
+        rng = np.random.RandomState(0)
+        X = rng.normal(size=(60, 4)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        clf = BayesianMLPClassifier((4,), inference=NUTS(n_chains=2, n_warmup=20, n_draws=5),
+                                    max_iter=5, random_state=0).fit(X, y)
+        assert np.isfinite(clf.posterior_.draws["network"]["dense_0"]["kernel"]).all()
+        print(jax.device_count(), clf.diagnostics_["n_devices"])
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "2"]
+
+
+def test_verbose_reports_the_run_and_no_warmup_is_allowed(capsys):
+    X, y = np.random.RandomState(0).normal(size=(30, 2)), np.arange(30) % 2
+    clf = BayesianMLPClassifier((3,), inference=NUTS(n_chains=2, n_warmup=0, n_draws=5,
+                                                     init="network"),
+                                verbose=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    out = capsys.readouterr().out
+    assert "2 chains x (0 warmup + 5 sampling)" in out and "max R-hat" in out
+    assert clf.n_iter_ == 5
+
+
+def test_refit_with_another_strategy_drops_the_nuts_diagnostics():
+    X, y = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 2
+    clf = BayesianMLPClassifier((), inference=NUTS(n_chains=1, n_warmup=20, n_draws=20,
+                                                   init="network"), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert hasattr(clf, "rhat_") and hasattr(clf, "n_divergences_")
+    clf.set_params(inference="map").fit(X, y)
+    assert not hasattr(clf, "rhat_") and not hasattr(clf, "n_divergences_")
