@@ -194,7 +194,11 @@ def test_strategies_not_available_are_refused_by_name(name, digits_split):
         with pytest.raises(ValueError, match=f"'inference' parameter .* Got '{name}'"):
             _small(inference=name).fit(X_train, y_train)
         return
-    clf = _small(conv_channels=(2,), hidden_layer_sizes=(), inference=name, max_iter=2)
+    # small settings where the strategy has them (NUTS: one short chain)
+    fast = {"nuts": lambda: STRATEGIES["nuts"](n_chains=1, n_warmup=20, n_draws=10,
+                                               max_tree_depth=4, init="network")}
+    inference = fast[name]() if name in fast else name
+    clf = _small(conv_channels=(2,), hidden_layer_sizes=(), inference=inference, max_iter=2)
     clf.fit(X_train[:100], y_train[:100])
     proba = clf.predict_proba(X_test[:20])
     assert proba.shape == (20, 10) and np.all(np.isfinite(proba))
