@@ -260,3 +260,42 @@ def test_failed_fit_leaves_no_private_state(digits_split):
     with pytest.raises(ValueError):
         clf.fit(X_train, y_train)
     assert not hasattr(clf, "_fit_images_shape")  # it would be pickled and saved
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(7, 9), (8, 8)])
+def test_patch_convolution_equals_lax_convolution(padding, stride, size):
+    # The network computes convolutions as patches @ kernel (fast inside
+    # lax.scan on CPU); it must be the convolution lax and flax compute.
+    from skbnn.networks._cnn import image_patches
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, *size, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
+    expected = jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    got = image_patches(x, 3, stride, padding) @ kernel.reshape(-1, 4)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_network_equals_the_same_network_built_with_flax_conv():
+    import flax.linen as nn
+
+    net = build_cnn((6, 4), 3, 2, "same", "avg", (5,), "relu", 3)
+    params = net.init(jax.random.key(0), (9, 9, 2))
+
+    class Reference(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for i, width in enumerate((6, 4)):
+                x = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", name=f"conv_{i}")(x)
+                x = nn.avg_pool(nn.relu(x), (2, 2) if x.shape[1] >= 2 else (1, 1),
+                                strides=(2, 2) if x.shape[1] >= 2 else (1, 1))
+            x = nn.relu(nn.Dense(5, name="dense_0")(x.reshape(x.shape[0], -1)))
+            return nn.Dense(3, name="dense_1")(x)
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 9, 9, 2)), jnp.float32)
+    expected = Reference().apply({"params": params}, x)
+    got = net._module().apply({"params": params}, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -3,6 +3,7 @@
 import dataclasses
 
 import flax.linen as nn
+import jax.numpy as jnp
 import numpy as np
 
 from ._base import ACTIVATIONS, Network
@@ -31,6 +32,59 @@ def _pool_window(height, width):
     return (2 if height >= 2 else 1, 2 if width >= 2 else 1)
 
 
+def _padding(size, kernel, stride, padding):
+    """(low, high) padding of one axis, as lax's 'SAME' and 'VALID' define it."""
+    if padding == "VALID":
+        return 0, 0
+    total = max((_conv_out(size, kernel, stride, padding) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def image_patches(x, kernel, stride, padding):
+    """``(n, H', W', kernel * kernel * C)``: each output pixel's receptive field.
+
+    The features run over kernel row, kernel column, then channel, which is the
+    order of a ``(kernel, kernel, C, out)`` kernel reshaped to
+    ``(kernel * kernel * C, out)``.
+    """
+    _, height, width, _ = x.shape
+    out_h = _conv_out(height, kernel, stride, padding)
+    out_w = _conv_out(width, kernel, stride, padding)
+    x = jnp.pad(x, ((0, 0), _padding(height, kernel, stride, padding),
+                    _padding(width, kernel, stride, padding), (0, 0)))
+    return jnp.concatenate(
+        [x[:, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride, :]
+         for i in range(kernel) for j in range(kernel)], axis=-1)
+
+
+class _Conv(nn.Module):
+    """A 2-D convolution computed as one matrix product over image patches.
+
+    The parameters (``kernel`` of shape ``(k, k, C, features)``, ``bias``), their
+    initialisation and the result are those of ``flax.linen.Conv``. Why not
+    ``nn.Conv``: XLA's CPU backend runs a convolution inside a loop, such as
+    the ``lax.scan`` that makes one training epoch, through a slow generic path
+    (about 20x slower than outside the loop for a LeNet-sized network), while
+    the matrix product, and the slicing and padding that form the patches, stay
+    fast there. Predictions and training use the same computation.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int
+    padding: str
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel_size
+        kernel = self.param("kernel", _glorot_uniform, (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        patches = image_patches(x, k, self.stride, self.padding)
+        # the largest array a prediction makes: activation_size counts it
+        self.sow("intermediates", "patches", patches)
+        return patches @ kernel.reshape(-1, self.features) + bias
+
+
 class _CNNModule(nn.Module):
     channels: tuple
     kernel_size: int
@@ -46,8 +100,7 @@ class _CNNModule(nn.Module):
         act = ACTIVATIONS[self.activation]
         k, s = self.kernel_size, self.stride
         for i, width in enumerate(self.channels):
-            x = nn.Conv(width, (k, k), strides=(s, s), padding=self.padding,
-                        kernel_init=_glorot_uniform, name=f"conv_{i}")(x)
+            x = _Conv(width, k, s, self.padding, name=f"conv_{i}")(x)
             x = act(x)
             if self.pooling != "none":
                 window = _pool_window(x.shape[-3], x.shape[-2])
@@ -111,6 +164,9 @@ class CNN(Network):
     def activation_size(self, input_shape):
         shapes, last = self.feature_shapes(input_shape)
         sizes = [int(np.prod(s)) for s in shapes]
+        # each convolution's patches: k * k input channels per output pixel
+        in_channels = (input_shape[2], *self.channels[:-1])
+        sizes += [h * w * self.kernel_size**2 * c for (h, w, _), c in zip(shapes, in_channels)]
         return max(int(np.prod(input_shape)), int(np.prod(last)), self.n_outputs,
                    *sizes, *self.hidden_layer_sizes)
 
