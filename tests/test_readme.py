@@ -41,7 +41,7 @@ def test_readme_demo_command_runs_as_written():
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     # One table row per registered strategy, with a sane accuracy on digits.
-    for name in STRATEGIES:
+    for name in [*STRATEGIES, "cnn psgld"]:
         row = re.search(rf"^{name}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)", out, re.M)
         assert row, f"no demo row for {name!r} in:\n{out}"
         accuracy, nll, ece = (float(row.group(k)) for k in (1, 2, 3))
