@@ -27,6 +27,7 @@ from .inference.base import Training, device_data
 from .likelihoods import Bernoulli, Categorical, Gaussian
 from .model import Model
 from .priors import GaussianPrior
+from .utils._compile import release_compiled_programs
 from .utils._io import load_estimator, save_estimator
 from .utils._sklearn_compat import (
     HasMethods,
@@ -157,6 +158,7 @@ class BaseBayesianNetwork(BaseEstimator):
         self : object
             The fitted estimator.
         """
+        release_compiled_programs()  # see skbnn/utils/_compile.py
         warm = bool(self.warm_start) and hasattr(self, "posterior_")
         X, y = validate_data(
             self, X, y, reset=not warm, accept_sparse=["csr", "csc"], multi_output=True,
