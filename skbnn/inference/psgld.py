@@ -39,6 +39,7 @@ from flax import struct
 from .._types import Params
 from ..posterior import SamplePosterior
 from ..utils._io import serializable
+from ..utils._random import normal_like
 from ..utils._sklearn_compat import Interval
 from .base import (
     BaseStrategy,
@@ -51,7 +52,6 @@ from .base import (
     count_batches,
     scan_minibatches,
     start_positions,
-
 )
 
 __all__ = [
@@ -161,11 +161,7 @@ def preconditioner(sq_grad_hat, *, eps, data_size):
 
 def langevin_update(rng_key, params, grad, precond, step_size, temperature):
     """Preconditioned Euler-Maruyama step of Langevin dynamics (ascent on the log density)."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(rng_key, len(leaves))
-    noise = jax.tree.unflatten(
-        treedef, [jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
-    )
+    noise = normal_like(rng_key, params)  # one fast call for every parameter
     return jax.tree.map(
         lambda p, g, m, z: p + step_size * m * g + jnp.sqrt(2.0 * step_size * m * temperature) * z,
         params, grad, precond, noise,

@@ -53,6 +53,7 @@ from flax import struct
 from .._types import Params
 from ..posterior import GaussianPosterior
 from ..utils._io import serializable
+from ..utils._random import normal, normal_like
 from ..utils._sklearn_compat import Interval
 from . import map as map_
 from .base import (
@@ -139,14 +140,6 @@ def _get_path(tree, path):
     return tree
 
 
-def _normal_like(rng_key, tree):
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(rng_key, max(len(leaves), 1))
-    return jax.tree.unflatten(
-        treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-    )
-
-
 def sample_log_likelihood(rng_key, model, mean, scale, batch: Data):
     """One reparameterised draw of the per-row log-likelihood, and the parameter draw.
 
@@ -154,7 +147,7 @@ def sample_log_likelihood(rng_key, model, mean, scale, batch: Data):
     other parameters are drawn once for the batch. Returns ``(loglik (n,), sample)``.
     """
     key_params, key_local = jax.random.split(rng_key)
-    sample = jax.tree.map(lambda m, s, e: m + s * e, mean, scale, _normal_like(key_params, mean))
+    sample = jax.tree.map(lambda m, s, e: m + s * e, mean, scale, normal_like(key_params, mean))
     n_dense = [0]  # Dense calls in trace order: each gets its own noise
 
     def local_reparameterisation(next_fun, args, kwargs, context):
@@ -172,7 +165,7 @@ def sample_log_likelihood(rng_key, model, mean, scale, batch: Data):
             out_var = out_var + jnp.square(sd["bias"])
         key = jax.random.fold_in(key_local, n_dense[0])
         n_dense[0] += 1
-        eps = jax.random.normal(key, out_mean.shape, out_mean.dtype)
+        eps = normal(key, out_mean.shape, out_mean.dtype)
         return out_mean + jnp.sqrt(out_var) * eps
 
     with nn.intercept_methods(local_reparameterisation):
@@ -234,11 +227,9 @@ def _sample_but_one_layer(posterior, rng_key, n_draws, path):
     skip = ("network", *path)
     mean = _drop_path(posterior.mean, skip)
     scale = _drop_path(posterior.factors["scale"], skip)
-    leaves, treedef = jax.tree.flatten(mean)
-    keys = jax.random.split(rng_key, max(len(leaves), 1))
-    noise = [jax.random.normal(k, (n_draws, *m.shape), m.dtype) for k, m in zip(keys, leaves)]
-    return jax.tree.map(lambda m, sd, e: m + sd * e, mean, scale,
-                        jax.tree.unflatten(treedef, noise))
+    noise = normal_like(rng_key, jax.tree.map(lambda m: jnp.zeros((n_draws, *m.shape), m.dtype),
+                                              mean))
+    return jax.tree.map(lambda m, sd, e: m + sd * e, mean, scale, noise)
 
 
 @partial(jax.jit, static_argnums=5)
@@ -268,7 +259,7 @@ def _local_predict_chunk(model, posterior, draws, rng_key, X, path):
             # these two products are not batched, so they run once
             out_mean, out_sd = _first_dense_moments(
                 module, args[0] if args else kwargs["inputs"], posterior)
-            pool = jax.random.normal(rng_key, (n_draws, *out_mean.shape[1:]), out_mean.dtype)
+            pool = normal(rng_key, (n_draws, *out_mean.shape[1:]), out_mean.dtype)
             return out_mean + out_sd * pool[(offsets + index) % n_draws]
 
         with nn.intercept_methods(local_reparameterisation):

@@ -1,10 +1,14 @@
-"""Turn a scikit-learn ``random_state`` into one JAX PRNG key."""
+"""Random numbers: a scikit-learn ``random_state`` as one JAX PRNG key, and fast normals."""
+
+import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from sklearn.utils import check_random_state
 
-__all__ = ["key_from_random_state"]
+__all__ = ["key_from_random_state", "normal", "normal_like"]
 
 
 def key_from_random_state(random_state):
@@ -16,3 +20,52 @@ def key_from_random_state(random_state):
     """
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     return jax.random.key(int(seed))
+
+
+def _mix32(x):
+    """Chris Wellons' ``lowbias32``: a bijective 32-bit integer hash of low bias."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def normal(rng_key, shape, dtype=None):
+    """Standard normal draws, like ``jax.random.normal``, at a fraction of its cost on a CPU.
+
+    The noise of Langevin dynamics and of variational sampling needs a fresh
+    normal for every parameter or activation at every step; with JAX's
+    Threefry generator, making them costs more than the network's gradient on
+    a CPU. Here Threefry makes only two 32-bit seeds per call; each entry's
+    bits come from a counter-based hash of its index, ``mix(mix(i ^ s0) + s1)``
+    (both maps bijective, so the entries of one call are distinct), and its
+    top 24 bits become a uniform in (-1, 1) that the inverse error function
+    turns into a normal, as ``jax.random.normal`` does with Threefry's bits.
+    Float64 (with ``jax_enable_x64``) goes through ``jax.random.normal``, whose
+    53-bit uniforms a 32-bit hash cannot supply.
+    """
+    dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+    if dtype.itemsize > 4:
+        return jax.random.normal(rng_key, shape, dtype)
+    size = math.prod(shape)
+    if size >= 2**32:
+        raise ValueError(f"normal draws {size} numbers at a time at most 2**32 - 1.")
+    seed = jax.random.bits(rng_key, (2,), jnp.uint32)
+    bits = _mix32(_mix32(lax.iota(jnp.uint32, size) ^ seed[0]) + seed[1])
+    # the top 24 bits, centred in their cells: u in [-1 + 2**-24, 1 - 2**-24]
+    u = (bits >> 8).astype(jnp.float32) * (2.0**-23) + (2.0**-24 - 1.0)
+    z = np.float32(np.sqrt(2.0)) * lax.erf_inv(u)
+    return z.astype(dtype).reshape(shape)
+
+
+def normal_like(rng_key, tree):
+    """A pytree of standard normals shaped like ``tree``, from one call of :func:`normal`."""
+    leaves, treedef = jax.tree.flatten(tree)
+    sizes = [math.prod(jnp.shape(x)) for x in leaves]
+    dtype = jnp.result_type(*leaves)
+    flat = normal(rng_key, (sum(sizes),), dtype)
+    parts = jnp.split(flat, np.cumsum(sizes)[:-1].tolist()) if len(sizes) > 1 else [flat]
+    return jax.tree.unflatten(
+        treedef, [p.reshape(jnp.shape(x)).astype(x.dtype) for p, x in zip(parts, leaves)]
+    )
