@@ -27,13 +27,14 @@ __all__ = [
     "resolve_inference",
 ]
 
-#: Strategy classes by the name ``inference=`` accepts.
+#: Strategy classes by the name ``inference=`` accepts: the baseline first,
+#: then the default, then the others (the order of the demo's table).
 STRATEGIES = {
-    "laplace": Laplace,
     "map": MAP,
-    "nuts": NUTS,
     "psgld": PSGLD,
     "vi": VI,
+    "laplace": Laplace,
+    "nuts": NUTS,
 }
 
 

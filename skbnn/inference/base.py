@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._types import Array
 from ..model import Batch
+from ..utils._random import permutation
 
 __all__ = [
     "BaseStrategy",
@@ -104,7 +105,7 @@ def minibatch_indices(rng_key, n_rows: int, batch_size: int, shuffle: bool) -> A
     batch is a uniform draw without replacement.
     """
     n_batches = count_batches(n_rows, batch_size)
-    order = jax.random.permutation(rng_key, n_rows) if shuffle else jnp.arange(n_rows)
+    order = permutation(rng_key, n_rows) if shuffle else jnp.arange(n_rows, dtype=jnp.int32)
     n_extra = n_batches * batch_size - n_rows
     if n_extra:
         order = jnp.concatenate([order, order[:n_extra]])
