@@ -15,7 +15,10 @@ are:
 - ``"diag"`` and ``"kron"`` (K-FAC) for dense layers, from each covered
   layer's inputs ``a_n`` and the back-propagated columns of ``A_n`` at its
   outputs ``g_nc``: the exact diagonal ``sum_n a_n^2 (sum_c g_nc^2)^T``, and
-  ``(sum_n w_n a_n a_n^T) ⊗ (sum_nc g_nc g_nc^T / sum_n w_n)``;
+  ``(sum_n w_n a_n a_n^T) ⊗ (sum_nc g_nc g_nc^T / sum_n w_n)``; ``"diag"``
+  also for any other layer (a convolution, whose weights are shared across
+  positions), as ``sum_n sum_c (J_n^T A_n[:, c])^2`` from one
+  vector-Jacobian product per row and column;
 - ``"full"``: ``M^T M`` with ``M`` the per-row Jacobian of one chunk times
   ``A_n`` (small covered sets only);
 - ``"lowrank"``: the top eigenpairs of the GGN by Lanczos iteration on
@@ -180,7 +183,7 @@ def _check_dense(covered, structure):
         if set(layer) != {"kernel", "bias"} or len(layer["kernel"].shape) != 2:
             raise ValueError(
                 f"hessian_structure={structure!r} needs dense layers; layer {name!r} of "
-                "the covered weights is not one. Use 'full' or 'lowrank'."
+                "the covered weights is not one. Use 'diag', 'lowrank' or 'full'."
             )
 
 
@@ -199,8 +202,8 @@ def _dense_stats(model, params, subset, batch):
         lambda: model.network.apply_with_probes(net, batch.X, None, record))
     if set(shapes) != record:
         raise ValueError(
-            "Laplace's 'diag' and 'kron' structures need the covered weights to be flax "
-            f"Dense layers; found {sorted(shapes)} of {sorted(record)}. Use 'full' or 'lowrank'."
+            "Laplace's 'kron' structure needs the covered weights to be flax Dense layers; "
+            f"found {sorted(shapes)} of {sorted(record)}. Use 'diag', 'lowrank' or 'full'."
         )
     probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
@@ -222,12 +225,57 @@ def _dense_stats(model, params, subset, batch):
 
 
 def _zeros_diag(covered):
-    return {name: jnp.zeros_like(_layer_matrix(layer)) for name, layer in _layers(covered).items()}
+    return {name: jax.tree.map(jnp.zeros_like, layer) for name, layer in _layers(covered).items()}
+
+
+def _is_dense(layer):
+    return set(layer) == {"kernel", "bias"} and len(layer["kernel"].shape) == 2
 
 
 def _chunk_diag(model, params, subset, batch):
+    """The GGN's diagonal over one chunk, as a tree shaped like each covered layer.
+
+    Dense layers: the exact diagonal from their inputs and back-propagated
+    factors (one backward pass per output column for the whole chunk). Any
+    other layer (a convolution): the squares of per-row gradients, summed.
+    """
+    if not all(_is_dense(layer) for layer in _layers(_get_path(params, subset)).values()):
+        return _chunk_diag_per_row(model, params, subset, batch)
     out, a, g = _dense_stats(model, params, subset, batch)
-    return out, {name: jnp.einsum("bi,cbo->io", a[name] ** 2, g[name] ** 2) for name in a}
+    diag = {}
+    for name in a:
+        d = jnp.einsum("bi,cbo->io", a[name] ** 2, g[name] ** 2)
+        diag[name] = {"kernel": d[:-1], "bias": d[-1]}
+    return out, diag
+
+
+def _chunk_diag_per_row(model, params, subset, batch):
+    """``sum_n sum_c (J_n^T A_n[:, c])^2`` with one vector-Jacobian product per row and column.
+
+    For layers whose weights are shared across positions (convolutions) the
+    per-row gradient must be squared before summing over rows, so the rows
+    are vmapped; the columns of the Hessian factor run one after the other
+    (a scan), keeping one gradient per row in memory.
+    """
+    covered = _get_path(params, subset)
+    out = model.network.apply(params["network"], batch.X)
+    factor = _hessian_factor(model, params, out, batch.weight)  # (n, K, C)
+
+    def one_row(x, a):
+        def row_outputs(theta):
+            return model.network.apply(_set_path(params, subset, theta)["network"], x[None])[0]
+
+        _, vjp = jax.vjp(row_outputs, covered)
+
+        def column(acc, col):
+            (grad,) = vjp(col)
+            return jax.tree.map(lambda s, t: s + jnp.square(t), acc, grad), None
+
+        acc, _ = jax.lax.scan(column, jax.tree.map(jnp.zeros_like, covered), a.T)
+        return acc
+
+    per_row = jax.vmap(one_row)(batch.X, factor)
+    return out, _layers(jax.tree.map(lambda t: jnp.sum(t, axis=0), per_row))
 
 
 def _zeros_kron(covered):
@@ -381,7 +429,7 @@ class _Block(NamedTuple):
 
 
 def _blocks_diag(curvature, covered, n_eff):
-    blocks = {name: _Block(curvature[name].ravel(), _layer_matrix(layer).ravel())
+    blocks = {name: _Block(ravel_pytree(curvature[name])[0], ravel_pytree(layer)[0])
               for name, layer in _layers(covered).items()}
     return blocks, {"lam": curvature}
 
@@ -467,11 +515,8 @@ def _argmax_log(fn, n_grid=81, n_golden=40):
 
 
 def _factors_diag(covered, eig, delta):
-    scale = {
-        name: {"kernel": 1.0 / jnp.sqrt(lam[:-1] + delta[name]),
-               "bias": 1.0 / jnp.sqrt(lam[-1] + delta[name])}
-        for name, lam in eig["lam"].items()
-    }
+    scale = {name: jax.tree.map(lambda v, d=delta[name]: 1.0 / jnp.sqrt(v + d), lam)
+             for name, lam in eig["lam"].items()}
     return {"scale": _unlayers(covered, scale)}
 
 
@@ -518,9 +563,12 @@ def _chunk_size(model, params, subset, structure, input_shape):
     """Rows per curvature chunk: about 2**24 values in the largest per-chunk array."""
     n_outputs = model.likelihood.n_network_outputs
     width = model.network.activation_size(input_shape)
+    covered = _get_path(params, subset)
+    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
     if structure == "full":
-        n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(_get_path(params, subset)))
         per_row = n_outputs * n_covered
+    elif structure == "diag" and not all(_is_dense(layer) for layer in _layers(covered).values()):
+        per_row = n_covered + n_outputs * width  # one gradient per row at a time
     else:
         per_row = n_outputs * width
     rows = max(1, (1 << 24) // max(1, per_row))
@@ -537,7 +585,7 @@ def _check_combination(covered, structure, config):
         raise ValueError(
             f"predictive must be one of {list(PREDICTIVES)}, got {config.predictive!r}."
         )
-    if structure in ("diag", "kron"):
+    if structure == "kron":
         _check_dense(covered, structure)
     n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
     if structure == "full" and n_covered > _MAX_FULL:
@@ -625,7 +673,8 @@ class Laplace(BaseStrategy):
         likelihood's own parameters (a learned noise scale) stay at the MAP.
     hessian_structure : {"kron", "diag", "lowrank", "full"}, default="kron"
         ``"kron"``: K-FAC, one Kronecker product per dense layer; ``"diag"``:
-        the exact diagonal of the GGN; ``"lowrank"``: its top ``rank``
+        the exact diagonal of the GGN, for any layer (convolutions cost one
+        backward pass per row and output); ``"lowrank"``: its top ``rank``
         eigenpairs by Lanczos iteration, for networks whose GGN cannot be
         stored; ``"full"``: the whole matrix (at most 10,000 covered weights).
     prior_precision : float or None, default=None

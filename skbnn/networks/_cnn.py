@@ -60,8 +60,9 @@ def image_patches(x, kernel, stride, padding):
 class _Conv(nn.Module):
     """A 2-D convolution computed as one matrix product over image patches.
 
-    The parameters (``kernel`` of shape ``(k, k, C, features)``, ``bias``), their
-    initialisation and the result are those of ``flax.linen.Conv``. Why not
+    The parameters (``kernel`` of shape ``(k, k, C, features)``, ``bias``) and the
+    result are those of ``flax.linen.Conv``; the kernel starts Glorot-uniform,
+    as every skbnn layer does (flax's default is LeCun-normal). Why not
     ``nn.Conv``: XLA's CPU backend runs a convolution inside a loop, such as
     the ``lax.scan`` that makes one training epoch, through a slow generic path
     (about 20x slower than outside the loop for a LeNet-sized network), while

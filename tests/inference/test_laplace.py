@@ -174,9 +174,32 @@ def test_full_and_diag_ggn_match_a_dense_ggn(subset):
     np.testing.assert_allclose(full, dense, atol=1e-5 * np.abs(dense).max())
     covered = L._get_path(params, subset)
     diag = L._accumulate(model, params, data, subset, "diag", 8).curvature
-    diag = L._unlayers(covered, {k: {"kernel": v[:-1], "bias": v[-1]} for k, v in diag.items()})
+    diag = L._unlayers(covered, diag)
     np.testing.assert_allclose(ravel_pytree(diag)[0], np.diag(dense),
                                atol=1e-5 * np.abs(dense).max())
+
+
+def test_diag_of_a_cnn_matches_a_dense_ggn():
+    # convolution kernels are shared across positions: their diagonal comes
+    # from per-row gradients (the dense layers' shortcut does not apply)
+    from skbnn.networks import build_cnn
+
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(11, 6, 6, 1)).astype(np.float32)
+    y = rng.randint(0, 3, 11).astype(np.int32)
+    weight = rng.uniform(0.5, 2.0, 11).astype(np.float32)
+    model = Model(build_cnn((2,), 3, 1, "SAME", "max", (4,), "tanh", 3), Categorical(3),
+                  GaussianPrior(np.float32(1.0)))
+    params = model.init(jax.random.key(0), (6, 6, 1))
+    data = device_data(X, y, weight)
+    subset = ("network",)
+    dense = _dense_ggn(model, params, data, subset)
+    with pytest.raises(ValueError, match="needs dense layers.*'diag'"):
+        L._check_combination(L._get_path(params, subset), "kron", Laplace().config(model))
+    # chunks of 4 rows: the last is padded with weight-0 rows
+    diag = L._accumulate(model, params, data, subset, "diag", 4).curvature
+    got = ravel_pytree(L._unlayers(L._get_path(params, subset), diag))[0]
+    np.testing.assert_allclose(got, np.diag(dense), rtol=1e-4, atol=1e-6 * np.abs(dense).max())
 
 
 @pytest.mark.parametrize("subset", SUBSETS)
