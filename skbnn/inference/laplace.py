@@ -303,11 +303,12 @@ def _zeros_full(covered):
 def _chunk_full(model, params, subset, batch):
     flat, unravel = ravel_pytree(_get_path(params, subset))
 
-    def outputs(theta):
-        return model.network.apply(_set_path(params, subset, unravel(theta))["network"], batch.X)
+    def outputs(theta, X):
+        return model.network.apply(_set_path(params, subset, unravel(theta))["network"], X)
 
-    out = outputs(flat)
-    jac = jax.jacrev(outputs)(flat)  # (n, K, P): one chunk's rows only
+    out = outputs(flat, batch.X)
+    # (n, K, P), each row's Jacobian on that row alone (rows are independent)
+    jac = jax.vmap(lambda x: jax.jacrev(outputs)(flat, x[None])[0])(batch.X)
     factor = _hessian_factor(model, params, out, batch.weight)
     m = jnp.einsum("bkc,bkp->bcp", factor, jac).reshape(-1, flat.shape[0])
     return out, {"G": m.T @ m}
