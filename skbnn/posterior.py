@@ -507,18 +507,16 @@ def _dense_output_cov(model, posterior, X):
     return out, cov
 
 
-def _row_jacobians(model, posterior, X):
-    """Jacobians of each row's outputs w.r.t. the covered weights, leaves ``(n, K, *shape)``.
+def row_jacobians(fn, theta, X):
+    """Jacobian of each row of ``fn(theta, X)`` (shape ``(n, K)``) w.r.t. ``theta``.
 
-    Rows are independent, so each row's Jacobian is taken on that row alone
-    (vmapped): ``n * K`` backward passes through one row, where ``jax.jacrev``
-    of the whole chunk would take ``n * K`` passes through all ``n`` rows.
+    Leaves ``(n, K, *shape)``. Rows are independent, so each row's Jacobian is
+    taken on that row alone (vmapped): ``n * K`` backward passes through one
+    row, where ``jax.jacrev`` of the whole chunk would take ``n * K`` passes
+    through all ``n`` rows.
     """
-    covered = posterior._covered_mean()
-
     def one(x):
-        jac = jax.jacrev(_outputs_fn(model, posterior, x[None]))(covered)
-        return jax.tree.map(lambda j: j[0], jac)
+        return jax.tree.map(lambda j: j[0], jax.jacrev(fn)(theta, x[None]))
 
     return jax.vmap(one)(X)
 
@@ -531,7 +529,7 @@ def _glm_moments_chunk(model, posterior, X):
     else:
         covered = posterior._covered_mean()
         mean = _outputs_fn(model, posterior, X)(covered)
-        jac = _row_jacobians(model, posterior, X)
+        jac = row_jacobians(lambda theta, x: _outputs_fn(model, posterior, x)(theta), covered, X)
         cov = _dispatch(_OUTPUT_COV, posterior.structure)(covered, posterior.factors, jac)
     closed_form = _dispatch(_GLM_CLOSED_FORM, model.likelihood.name)
     return closed_form(model.likelihood, posterior.mean["likelihood"], mean, cov)

@@ -42,7 +42,7 @@ import numpy as np
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from ..posterior import GaussianPosterior
+from ..posterior import GaussianPosterior, row_jacobians
 from ..utils._io import serializable
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions
 from . import map as map_strategy
@@ -178,9 +178,17 @@ def _layer_matrix(layer):
     return jnp.concatenate([layer["kernel"], layer["bias"][None]], axis=0)
 
 
+def _is_dense(layer):
+    return set(layer) == {"kernel", "bias"} and len(layer["kernel"].shape) == 2
+
+
+def _all_dense(covered):
+    return all(_is_dense(layer) for layer in _layers(covered).values())
+
+
 def _check_dense(covered, structure):
     for name, layer in _layers(covered).items():
-        if set(layer) != {"kernel", "bias"} or len(layer["kernel"].shape) != 2:
+        if not _is_dense(layer):
             raise ValueError(
                 f"hessian_structure={structure!r} needs dense layers; layer {name!r} of "
                 "the covered weights is not one. Use 'diag', 'lowrank' or 'full'."
@@ -228,10 +236,6 @@ def _zeros_diag(covered):
     return {name: jax.tree.map(jnp.zeros_like, layer) for name, layer in _layers(covered).items()}
 
 
-def _is_dense(layer):
-    return set(layer) == {"kernel", "bias"} and len(layer["kernel"].shape) == 2
-
-
 def _chunk_diag(model, params, subset, batch):
     """The GGN's diagonal over one chunk, as a tree shaped like each covered layer.
 
@@ -239,7 +243,7 @@ def _chunk_diag(model, params, subset, batch):
     factors (one backward pass per output column for the whole chunk). Any
     other layer (a convolution): the squares of per-row gradients, summed.
     """
-    if not all(_is_dense(layer) for layer in _layers(_get_path(params, subset)).values()):
+    if not _all_dense(_get_path(params, subset)):
         return _chunk_diag_per_row(model, params, subset, batch)
     out, a, g = _dense_stats(model, params, subset, batch)
     diag = {}
@@ -258,23 +262,22 @@ def _chunk_diag_per_row(model, params, subset, batch):
     (a scan), keeping one gradient per row in memory.
     """
     covered = _get_path(params, subset)
-    out = model.network.apply(params["network"], batch.X)
-    factor = _hessian_factor(model, params, out, batch.weight)  # (n, K, C)
 
-    def one_row(x, a):
+    def one_row(x, weight):
         def row_outputs(theta):
-            return model.network.apply(_set_path(params, subset, theta)["network"], x[None])[0]
+            return model.network.apply(_set_path(params, subset, theta)["network"], x[None])
 
-        _, vjp = jax.vjp(row_outputs, covered)
+        out, vjp = jax.vjp(row_outputs, covered)
+        factor = _hessian_factor(model, params, out, weight[None])  # (1, K, C)
 
         def column(acc, col):
-            (grad,) = vjp(col)
+            (grad,) = vjp(col[None])
             return jax.tree.map(lambda s, t: s + jnp.square(t), acc, grad), None
 
-        acc, _ = jax.lax.scan(column, jax.tree.map(jnp.zeros_like, covered), a.T)
-        return acc
+        acc, _ = jax.lax.scan(column, jax.tree.map(jnp.zeros_like, covered), factor[0].T)
+        return out[0], acc
 
-    per_row = jax.vmap(one_row)(batch.X, factor)
+    out, per_row = jax.vmap(one_row)(batch.X, batch.weight)
     return out, _layers(jax.tree.map(lambda t: jnp.sum(t, axis=0), per_row))
 
 
@@ -307,8 +310,7 @@ def _chunk_full(model, params, subset, batch):
         return model.network.apply(_set_path(params, subset, unravel(theta))["network"], X)
 
     out = outputs(flat, batch.X)
-    # (n, K, P), each row's Jacobian on that row alone (rows are independent)
-    jac = jax.vmap(lambda x: jax.jacrev(outputs)(flat, x[None])[0])(batch.X)
+    jac = row_jacobians(outputs, flat, batch.X)  # (n, K, P)
     factor = _hessian_factor(model, params, out, batch.weight)
     m = jnp.einsum("bkc,bkp->bcp", factor, jac).reshape(-1, flat.shape[0])
     return out, {"G": m.T @ m}
@@ -568,7 +570,7 @@ def _chunk_size(model, params, subset, structure, input_shape):
     n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
     if structure == "full":
         per_row = n_outputs * n_covered
-    elif structure == "diag" and not all(_is_dense(layer) for layer in _layers(covered).values()):
+    elif structure == "diag" and not _all_dense(covered):
         per_row = n_covered + n_outputs * width  # one gradient per row at a time
     else:
         per_row = n_outputs * width

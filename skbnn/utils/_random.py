@@ -31,6 +31,15 @@ def _mix32(x):
     return x ^ (x >> 16)
 
 
+def _keyed_hashes(rng_key, n):
+    """``mix(mix(i ^ s0) + s1)`` for ``i < n``, with ``s0, s1`` two Threefry words of ``rng_key``.
+
+    Both maps are bijective, so the ``n`` values are distinct.
+    """
+    seed = jax.random.bits(rng_key, (2,), jnp.uint32)
+    return _mix32(_mix32(lax.iota(jnp.uint32, n) ^ seed[0]) + seed[1])
+
+
 def normal(rng_key, shape, dtype=None):
     """Standard normal draws, like ``jax.random.normal``, at a fraction of its cost on a CPU.
 
@@ -51,8 +60,7 @@ def normal(rng_key, shape, dtype=None):
     size = math.prod(shape)
     if size >= 2**32:
         raise ValueError(f"normal draws {size} numbers at a time at most 2**32 - 1.")
-    seed = jax.random.bits(rng_key, (2,), jnp.uint32)
-    bits = _mix32(_mix32(lax.iota(jnp.uint32, size) ^ seed[0]) + seed[1])
+    bits = _keyed_hashes(rng_key, size)
     # the top 24 bits, centred in their cells: u in [-1 + 2**-24, 1 - 2**-24]
     u = (bits >> 8).astype(jnp.float32) * (2.0**-23) + (2.0**-24 - 1.0)
     z = np.float32(np.sqrt(2.0)) * _erf_inv_f32(u)
@@ -97,6 +105,4 @@ def permutation(rng_key, n: int):
     what ``jax.random.permutation`` needs several rounds of sorting for, and
     it compiles in a fraction of the time.
     """
-    seed = jax.random.bits(rng_key, (2,), jnp.uint32)
-    keys = _mix32(_mix32(lax.iota(jnp.uint32, n) ^ seed[0]) + seed[1])
-    return jnp.argsort(keys).astype(jnp.int32)
+    return jnp.argsort(_keyed_hashes(rng_key, n)).astype(jnp.int32)
