@@ -119,15 +119,16 @@ class BaseBayesianNetwork(BaseEstimator):
             X = X.toarray()
         return np.asarray(X, dtype=_float_dtype())
 
-    def _chunk_size(self, n_draws, input_shape):
+    def _chunk_size(self, input_shape):
         """Rows per compiled prediction call.
 
-        About 2**24 activation values per call, as a power of two in [16, 1024];
-        it depends on the draws and the architecture, never on the number of
-        rows, so every row goes through the same compiled program.
+        Draws go through one after another, so about 2**23 activation values
+        per draw, as a power of two in [16, 1024]; it depends on the
+        architecture, never on the number of rows, so every row goes through
+        the same compiled program.
         """
         width = self.model_.network.activation_size(input_shape)
-        rows = (1 << 24) // max(1, n_draws * width)
+        rows = (1 << 23) // max(1, width)
         return int(np.clip(1 << max(0, int(rows).bit_length() - 1), 16, 1024))
 
     # --- fit --------------------------------------------------------------------
@@ -293,7 +294,7 @@ class BaseBayesianNetwork(BaseEstimator):
         X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                           dtype=(np.float64, np.float32))
         X = self._prepare_inputs(X)
-        return X, self._chunk_size(self.posterior_.n_predictive_draws, X.shape[1:])
+        return X, self._chunk_size(X.shape[1:])
 
     def _predictive(self, X):
         """Per-draw predictive quantities of the likelihood, each ``(n_draws, n_samples, ...)``."""

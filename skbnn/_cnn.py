@@ -112,8 +112,8 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
     ``n_features_in_`` counts the values of one image. ``coefs_`` holds the
     convolution kernels, of shape ``(kernel_size, kernel_size, in_channels,
     out_channels)``, then the dense weight matrices. Predictions run in chunks
-    of rows sized by the largest activation and the number of draws, so memory
-    stays bounded for any number of images.
+    of rows sized by the largest activation, one draw after another, so memory
+    stays bounded for any number of images and draws.
 
     Examples
     --------

@@ -51,7 +51,7 @@ import optax
 from flax import struct
 
 from .._types import Params
-from ..posterior import GaussianPosterior
+from ..posterior import GaussianPosterior, map_draws
 from ..utils._io import serializable
 from ..utils._random import normal, normal_like
 from ..utils._sklearn_compat import Interval
@@ -255,8 +255,6 @@ def _local_predict_chunk(model, posterior, draws, rng_key, X, path):
                     and context.method_name == "__call__"):
                 return next_fun(*args, **kwargs)
             first[0] = False
-            # in an MLP x is the input, the same for every draw: under vmap
-            # these two products are not batched, so they run once
             out_mean, out_sd = _first_dense_moments(
                 module, args[0] if args else kwargs["inputs"], posterior)
             pool = normal(rng_key, (n_draws, *out_mean.shape[1:]), out_mean.dtype)
@@ -265,7 +263,10 @@ def _local_predict_chunk(model, posterior, draws, rng_key, X, path):
         with nn.intercept_methods(local_reparameterisation):
             return model.predict(params, X)
 
-    return jax.vmap(one_draw)(draws, jnp.arange(n_draws, dtype=jnp.uint32))
+    # in an MLP the first layer's two products do not depend on the draw: the
+    # compiler hoists them out of the loop over draws
+    return map_draws(lambda args: one_draw(*args),
+                     (draws, jnp.arange(n_draws, dtype=jnp.uint32)))
 
 
 @serializable
