@@ -28,8 +28,8 @@ and L2 penalty) and fits laplace-torch's last-layer K-FAC Laplace with
 The variational rows (``--rows vi,numpyro-svi``) put skbnn's ``VI`` next to
 numpyro's SVI with an ``AutoNormal`` guide over ``random_flax_module`` (the
 same network, prior N(0, 1/vi-alpha), minibatch ELBO with the analytic KL,
-Adam at the same learning rate, means started at flax's initialisation, scales
-at 1e-3), run in this process. For both, predict s is a second prediction of
+Adam at the same learning rate and schedule, means started at flax's
+initialisation, scales at 1e-3), run in this process. For both, predict s is a second prediction of
 the 10,000 test digits with 100 draws (the first one compiles): skbnn's
 ``predict_proba`` against ``numpyro.infer.Predictive``.
 
@@ -184,8 +184,11 @@ def numpyro_svi_row(args, data):
     values = {f"net/{layer}.{name}": value for layer, leaves in start.items()
               for name, value in leaves.items()}
     guide = AutoNormal(model, init_loc_fn=init_to_value(values=values), init_scale=1e-3)
-    svi = SVI(model, guide, optax.adam(1e-3), TraceMeanField_ELBO())
     n_batches = n // BATCH
+    learning_rate = args.vi_lr
+    if args.vi_schedule == "cosine":  # skbnn VI's schedule, written with optax
+        learning_rate = optax.cosine_decay_schedule(args.vi_lr, args.epochs * n_batches)
+    svi = SVI(model, guide, optax.adam(learning_rate), TraceMeanField_ELBO())
     X_dev, y_dev = jnp.asarray(X), jnp.asarray(y)
     update = jax.jit(svi.update)
 
@@ -265,6 +268,15 @@ def main(argv=None):
     # objective numpyro's row optimises, kept as the "vi kl_weight=1" row) the
     # mean-field posterior is underconfident (NLL 0.12, ECE 0.05).
     parser.add_argument("--kl-weight", type=float, default=0.1, help="skbnn vi's kl_weight")
+    # Both variational rows use Adam at 2e-3 on a cosine schedule (VI's default
+    # is constant). On this benchmark (kl_weight 0.1, seed 0) the cosine lowers the NLL
+    # (0.0553 -> 0.0511 at 1e-3); the separation of Fashion-MNIST moves with the
+    # learning rate (AUROC: cosine 1e-3 0.897, 2e-3 0.987, 3e-3 0.967; constant
+    # 1e-3 0.989, 2e-3 0.974) while accuracy and NLL stay 0.983-0.986 / <= 0.057.
+    parser.add_argument("--vi-lr", type=float, default=2e-3,
+                        help="Adam's learning rate for the vi and numpyro-svi rows")
+    parser.add_argument("--vi-schedule", default="cosine", choices=["cosine", "constant"],
+                        help="learning-rate schedule of the vi and numpyro-svi rows")
     # Laplace works around the MAP of the package's default prior (alpha = 1,
     # a standard normal); the MAP at psgld's wide prior (alpha = 0.01) has larger
     # last-layer weights, and its Laplace separates Fashion-MNIST less well
@@ -294,6 +306,10 @@ def main(argv=None):
                      step_size_final=args.step_size_final, burn_in=args.burn_in,
                      temperature=args.temperature, n_cycles=args.n_cycles, eps=args.eps)
 
+    def vi(kl_weight):
+        return VI(kl_weight=kl_weight, learning_rate=args.vi_lr,
+                  learning_rate_schedule=args.vi_schedule)
+
     makers = {
         "sklearn": ("sklearn MLPClassifier", lambda: sklearn_row(args, data)),
         "map": ("skbnn map", lambda: skbnn_row(args, data, MAP())),
@@ -301,9 +317,9 @@ def main(argv=None):
             args, data, MAP(), alpha=args.laplace_alpha)),
         "psgld1": ("skbnn psgld 1 chain", lambda: skbnn_row(args, data, psgld(1))),
         "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
-        "vi": ("skbnn vi", lambda: skbnn_row(args, data, VI(kl_weight=args.kl_weight),
+        "vi": ("skbnn vi", lambda: skbnn_row(args, data, vi(args.kl_weight),
                                              alpha=args.vi_alpha)),
-        "vi1": ("skbnn vi kl_weight=1", lambda: skbnn_row(args, data, VI(kl_weight=1.0),
+        "vi1": ("skbnn vi kl_weight=1", lambda: skbnn_row(args, data, vi(1.0),
                                                           alpha=args.vi_alpha)),
         "numpyro-svi": ("numpyro SVI AutoNormal", lambda: numpyro_svi_row(args, data)),
         "laplace-ll-kron": ("skbnn laplace ll kron", lambda: skbnn_row(
@@ -348,7 +364,8 @@ def main(argv=None):
           f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
           f"psgld T={args.temperature}, burn_in={args.burn_in}, eps={args.eps:g}, "
           f"{args.n_cycles} cycle(s), {args.n_draws} draws/chain; vi and numpyro-svi "
-          f"alpha={args.vi_alpha}, vi kl_weight={args.kl_weight}; laplace and "
+          f"alpha={args.vi_alpha}, lr={args.vi_lr:g} {args.vi_schedule}, vi "
+          f"kl_weight={args.kl_weight}; laplace and "
           f"laplace-torch alpha={args.laplace_alpha}")
     print(" | ".join(f"{c:>24}" if c == "method" else f"{c:>9}" for c in columns))
     for r in rows:

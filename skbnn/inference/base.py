@@ -29,6 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
@@ -112,9 +113,38 @@ def minibatch_indices(rng_key, n_rows: int, batch_size: int, shuffle: bool) -> A
     return order.reshape(n_batches, batch_size)
 
 
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+
+
+def adam(learning_rate, beta_1, beta_2, epsilon, *, schedule="constant", decay_steps=1.0):
+    """optax's Adam, its step size constant or on a cosine from ``learning_rate`` to 0.
+
+    ``schedule="cosine"`` sets the step size of step ``t`` to ``learning_rate
+    * (1 + cos(pi * min(t, decay_steps) / decay_steps)) / 2``: the strategies
+    that use it pass the whole budget of steps (``max_iter`` epochs), so the
+    last epoch of a full run takes the smallest steps. Every argument may be
+    a traced array, so changing one reuses the compiled program.
+    """
+    if schedule == "cosine":
+        base = learning_rate
+
+        def learning_rate(count):
+            progress = jnp.minimum(count, decay_steps) / decay_steps
+            return base * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    elif schedule != "constant":
+        raise ValueError(f"schedule must be one of {LEARNING_RATE_SCHEDULES}, got {schedule!r}.")
+    return optax.adam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
+
+
 def count_batches(n_rows: int, batch_size: int) -> int:
     """Number of minibatches per epoch: ``ceil(n_rows / batch_size)``."""
     return -(-n_rows // batch_size)
+
+
+def with_decay_steps(config, training: Training, data: Data):
+    """``config`` with ``decay_steps`` = the steps of ``training.max_iter`` epochs over ``data``."""
+    steps = training.max_iter * count_batches(data.X.shape[0], training.batch_size)
+    return config.replace(decay_steps=jnp.asarray(max(steps, 1), dtype=jnp.result_type(float)))
 
 
 def scan_minibatches(step_fn, state, data: Data, rng_key, batch_size: int, shuffle: bool):

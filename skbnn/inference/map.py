@@ -21,18 +21,20 @@ from flax import struct
 from .._types import Params
 from ..posterior import SamplePosterior
 from ..utils._io import serializable
-from ..utils._sklearn_compat import Interval
+from ..utils._sklearn_compat import Interval, StrOptions
 from .base import (
     BaseStrategy,
     Data,
+    LEARNING_RATE_SCHEDULES,
     EpochMonitor,
     InferenceResult,
     Training,
+    adam,
     check_finite,
     count_batches,
     scan_minibatches,
     single_start,
-
+    with_decay_steps,
 )
 
 __all__ = ["MAP", "MAPConfig", "MAPInfo", "MAPState", "init", "run", "step"]
@@ -55,10 +57,13 @@ class MAPConfig:
     beta_1: jax.Array
     beta_2: jax.Array
     epsilon: jax.Array
+    decay_steps: jax.Array = 1.0  # the cosine's length in steps; :func:`run` sets it
+    learning_rate_schedule: str = struct.field(pytree_node=False, default="constant")
 
 
 def _optimizer(config: MAPConfig):
-    return optax.adam(config.learning_rate, b1=config.beta_1, b2=config.beta_2, eps=config.epsilon)
+    return adam(config.learning_rate, config.beta_1, config.beta_2, config.epsilon,
+                schedule=config.learning_rate_schedule, decay_steps=config.decay_steps)
 
 
 def init(params, config: MAPConfig) -> MAPState:
@@ -98,6 +103,7 @@ def _epoch(model, config, state, data, rng_key, epoch, batch_size, shuffle):
 def run(model, data: Data, config: MAPConfig, key, *, training: Training,
         init_params=None, validation: Data | None = None) -> InferenceResult:
     """Train the MAP for up to ``training.max_iter`` epochs with scikit-learn's stopping rule."""
+    config = with_decay_steps(config, training, data)
     key_init, key_epochs = jax.random.split(key)
     state = _init(model, config, key_init, data.X.shape[1:], init_params)
     monitor = EpochMonitor(training, model=model, validation=validation)
@@ -136,6 +142,14 @@ class MAP(BaseStrategy):
     ----------
     learning_rate : float or None, default=None
         Adam's step size; None uses the estimator's ``learning_rate_init``.
+    learning_rate_schedule : {"cosine", "constant"}, default="cosine"
+        "cosine" lowers the step size from ``learning_rate`` to 0 along a
+        half cosine over the estimator's ``max_iter`` epochs, so a fixed budget
+        of epochs ends with small steps (on MNIST the default CNN gains 0.2-0.4
+        points of accuracy in 5 epochs). When the stopping rule ends training
+        early, as it usually does at the default ``max_iter=200``, the step
+        size has hardly moved. "constant" keeps it, as scikit-learn's MLP does
+        with Adam.
     beta_1, beta_2, epsilon : float
         Adam's settings, with scikit-learn MLP's names and defaults.
 
@@ -151,13 +165,16 @@ class MAP(BaseStrategy):
 
     _parameter_constraints = {
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "learning_rate_schedule": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, *, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    def __init__(self, *, learning_rate=None, learning_rate_schedule="cosine", beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8):
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -165,7 +182,8 @@ class MAP(BaseStrategy):
     def config(self, training: Training) -> MAPConfig:
         lr = training.learning_rate if self.learning_rate is None else self.learning_rate
         return MAPConfig(*(jnp.asarray(v, dtype=jnp.result_type(float))
-                           for v in (lr, self.beta_1, self.beta_2, self.epsilon)))
+                           for v in (lr, self.beta_1, self.beta_2, self.epsilon)),
+                         learning_rate_schedule=self.learning_rate_schedule)
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()

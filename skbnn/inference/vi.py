@@ -54,18 +54,21 @@ from .._types import Params
 from ..posterior import GaussianPosterior, map_draws
 from ..utils._io import serializable
 from ..utils._random import normal, normal_like
-from ..utils._sklearn_compat import Interval
+from ..utils._sklearn_compat import Interval, StrOptions
 from . import map as map_
 from .base import (
     BaseStrategy,
     Data,
     EpochMonitor,
+    LEARNING_RATE_SCHEDULES,
     InferenceResult,
     Training,
+    adam,
     check_finite,
     count_batches,
     scan_minibatches,
     single_start,
+    with_decay_steps,
 )
 
 __all__ = [
@@ -107,6 +110,8 @@ class VIConfig:
     epsilon: jax.Array
     kl_weight: jax.Array
     init_scale: jax.Array
+    decay_steps: jax.Array = 1.0  # the cosine's length in steps; :func:`run` sets it
+    learning_rate_schedule: str = struct.field(pytree_node=False, default="constant")
     n_mc: int = struct.field(pytree_node=False, default=1)
     n_predictive_draws: int = struct.field(pytree_node=False, default=100)
     map_epochs: int = struct.field(pytree_node=False, default=0)
@@ -114,8 +119,8 @@ class VIConfig:
 
 
 def _optimizer(config: VIConfig):
-    return optax.adam(config.learning_rate, b1=config.beta_1, b2=config.beta_2,
-                      eps=config.epsilon)
+    return adam(config.learning_rate, config.beta_1, config.beta_2, config.epsilon,
+                schedule=config.learning_rate_schedule, decay_steps=config.decay_steps)
 
 
 def init(params, config: VIConfig) -> VIState:
@@ -411,6 +416,7 @@ def _map_warm_start(model, data, config, key, training, init_params):
 def run(model, data: Data, config: VIConfig, key, *, training: Training,
         init_params=None, validation: Data | None = None) -> InferenceResult:
     """Maximise the ELBO for up to ``training.max_iter`` epochs with scikit-learn's stopping rule."""
+    config = with_decay_steps(config, training, data)
     key_init, key_epochs, key_predict = jax.random.split(key, 3)
     if config.map_epochs:
         start = _map_warm_start(model, data, config, key_init, training, init_params)
@@ -472,6 +478,15 @@ class VI(BaseStrategy):
     learning_rate : float or None, default=None
         Adam's step size for the means and log standard deviations; None uses
         the estimator's ``learning_rate_init``.
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        "cosine" lowers the step size from ``learning_rate`` to 0 along a
+        half cosine over the estimator's ``max_iter`` epochs (``map_epochs``
+        run at the constant rate before), so the last epochs of a fixed budget
+        average out the gradient noise of the sampled ELBO. It also halves how
+        far Adam can move the log standard deviations from ``init_scale`` in
+        that budget, which is why it is not the default: give it a larger
+        ``learning_rate`` (on MNIST, 2e-3 with "cosine" gave a lower NLL than
+        1e-3 with either schedule).
     n_mc : int, default=1
         Monte Carlo draws of the expected log-likelihood per step.
     kl_weight : float, default=1.0
@@ -507,6 +522,7 @@ class VI(BaseStrategy):
 
     _parameter_constraints = {
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "learning_rate_schedule": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
         "n_mc": [Interval(Integral, 1, None, closed="left")],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
@@ -518,10 +534,11 @@ class VI(BaseStrategy):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, *, learning_rate=None, n_mc=1, kl_weight=1.0, init_scale=1e-3,
-                 map_epochs=0, n_predictive_draws=100, local_predictive=True, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8):
+    def __init__(self, *, learning_rate=None, learning_rate_schedule="constant", n_mc=1,
+                 kl_weight=1.0, init_scale=1e-3, map_epochs=0, n_predictive_draws=100,
+                 local_predictive=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.n_mc = n_mc
         self.kl_weight = kl_weight
         self.init_scale = init_scale
@@ -539,6 +556,7 @@ class VI(BaseStrategy):
             *(jnp.asarray(v, dtype=dtype) for v in (
                 lr, self.beta_1, self.beta_2, self.epsilon, self.kl_weight, self.init_scale,
             )),
+            learning_rate_schedule=self.learning_rate_schedule,
             n_mc=int(self.n_mc),
             n_predictive_draws=int(self.n_predictive_draws),
             map_epochs=int(self.map_epochs),
