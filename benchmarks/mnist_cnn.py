@@ -16,7 +16,9 @@ The laplace row is the default ``Laplace()`` (last layer, K-FAC, prior
 precision from the marginal likelihood, probit predictive); psgld keeps
 ``--n-draws`` draws at ``--temperature``; vi is ``VI(kl_weight=--kl-weight)``
 (a cold posterior, as in benchmarks/mnist_mlp.py) predicting with
-``--vi-draws`` draws. A row name that is not a strategy is reported, not run.
+``--vi-draws`` draws. ``map-cosine`` and ``laplace-cosine`` train the MAP
+with ``MAP(learning_rate_schedule="cosine")`` (Adam's step size falling to 0
+over the epochs). A row name that is not a strategy is reported, not run.
 
 Run: python benchmarks/mnist_cnn.py [--data-dir ../shared/data] [--epochs 5]
 """
@@ -35,7 +37,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from skbnn import BayesianCNNClassifier
 from skbnn.datasets import load_mnist
-from skbnn.inference import MAP, PSGLD, STRATEGIES, VI
+from skbnn.inference import MAP, PSGLD, STRATEGIES, VI, Laplace
 from skbnn.metrics import expected_calibration_error, ood_auroc
 
 BATCH = 200
@@ -133,7 +135,9 @@ def main(argv=None):
     parser.add_argument("--kl-weight", type=float, default=0.1, help="vi's kl_weight")
     parser.add_argument("--vi-draws", type=int, default=30, help="vi's predictive draws")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", default="floor,map,laplace,psgld,vi")
+    parser.add_argument("--rows", default="floor,map,laplace,psgld,vi",
+                        help="comma-separated subset of floor,map,map-cosine,laplace,"
+                             "laplace-cosine,psgld,vi")
     args = parser.parse_args(argv)
 
     data = {
@@ -149,6 +153,9 @@ def main(argv=None):
 
     strategies = {
         "map": MAP(),
+        # Adam's step size falling to 0 along a cosine over the epochs
+        "map-cosine": MAP(learning_rate_schedule="cosine"),
+        "laplace-cosine": Laplace(map_strategy=MAP(learning_rate_schedule="cosine")),
         "psgld": PSGLD(n_draws=args.n_draws, temperature=args.temperature),
         "vi": VI(kl_weight=args.kl_weight, n_predictive_draws=args.vi_draws),
     }
