@@ -549,7 +549,8 @@ def _glm_draws_chunk(model, posterior, covered_draws, X):
 
 def _map_chunks(fn, X, chunk_size, *, row_axis):
     """``fn`` over rows of ``X`` in chunks of exactly ``chunk_size`` (the last one
-    padded), outputs concatenated along ``row_axis``: as :func:`predictive`."""
+    padded, so every row goes through one compiled program), outputs concatenated along
+    ``row_axis``."""
     X = np.asarray(X)
     parts = []
     for start in range(0, X.shape[0], chunk_size):
@@ -599,16 +600,6 @@ def predictive(model, draws, X, *, chunk_size=256):
         The likelihood's predictive quantities, each of shape
         ``(n_draws, n_samples, ...)``.
     """
-    X = np.asarray(X)
-    n_rows = X.shape[0]
     draws = jax.device_put(draws)
-    parts = []
-    for start in range(0, n_rows, chunk_size):
-        chunk = X[start : start + chunk_size]
-        n_valid = chunk.shape[0]
-        if n_valid < chunk_size:
-            pad = np.zeros((chunk_size - n_valid, *chunk.shape[1:]), dtype=chunk.dtype)
-            chunk = np.concatenate([chunk, pad])
-        out = _predict_chunk(model, draws, jnp.asarray(chunk))
-        parts.append(tuple(np.asarray(o)[:, :n_valid] for o in out))
-    return tuple(np.concatenate(group, axis=1) for group in zip(*parts))
+    return _map_chunks(lambda chunk: _predict_chunk(model, draws, chunk), X, chunk_size,
+                       row_axis=1)

@@ -23,9 +23,9 @@ from ..posterior import SamplePosterior
 from ..utils._io import serializable
 from ..utils._sklearn_compat import Interval, StrOptions
 from .base import (
+    LEARNING_RATE_SCHEDULES,
     BaseStrategy,
     Data,
-    LEARNING_RATE_SCHEDULES,
     EpochMonitor,
     InferenceResult,
     Training,

@@ -50,17 +50,16 @@ import numpy as np
 import optax
 from flax import struct
 
-from .._types import Params
-from ..posterior import GaussianPosterior, map_draws
+from ..posterior import GaussianPosterior, _map_chunks, map_draws
 from ..utils._io import serializable
 from ..utils._random import normal, normal_like
 from ..utils._sklearn_compat import Interval, StrOptions
 from . import map as map_
 from .base import (
+    LEARNING_RATE_SCHEDULES,
     BaseStrategy,
     Data,
     EpochMonitor,
-    LEARNING_RATE_SCHEDULES,
     InferenceResult,
     Training,
     adam,
@@ -307,24 +306,10 @@ class MeanFieldPosterior(GaussianPosterior):
         key_weights, key_local = jax.random.split(
             jax.random.wrap_key_data(jnp.asarray(self.key_data)))
         draws = _sample_but_one_layer(self, key_weights, self.n_predictive_draws, path)
-        return _in_chunks(
+        return _map_chunks(
             lambda chunk: _local_predict_chunk(model, self, draws, key_local, chunk, path),
-            X, chunk_size,
+            X, chunk_size, row_axis=1,
         )
-
-
-def _in_chunks(fun, X, chunk_size):
-    """``fun`` on fixed-size chunks of rows (the last one padded), concatenated on axis 1."""
-    X = np.asarray(X)
-    parts = []
-    for start in range(0, X.shape[0], chunk_size):
-        chunk = X[start : start + chunk_size]
-        n_valid = chunk.shape[0]
-        if n_valid < chunk_size:
-            pad = np.zeros((chunk_size - n_valid, *chunk.shape[1:]), dtype=chunk.dtype)
-            chunk = np.concatenate([chunk, pad])
-        parts.append(tuple(np.asarray(o)[:, :n_valid] for o in fun(jnp.asarray(chunk))))
-    return tuple(np.concatenate(group, axis=1) for group in zip(*parts))
 
 
 def gaussian_kl(mean, scale, alpha):
