@@ -17,7 +17,8 @@ of). Columns:
 
 Laplace rows (laplace-ll-kron, laplace-all-kron, laplace-all-kron-pl with one
 prior precision per layer, laplace-all-diag, laplace-all-lowrank) fit the
-MAP as the map row does, but at the package's default prior (``--laplace-alpha``
+MAP as ``Laplace`` does by default (Adam at a constant step size, where the map
+row has MAP's default cosine) at the package's default prior (``--laplace-alpha``
 1; the ``map-laplace-alpha`` row is that MAP alone), then the Laplace
 approximation with the marginal likelihood prior precision and the linearised
 (probit) predictive. The laplace-torch row, run when torch and laplace-torch
@@ -313,8 +314,9 @@ def main(argv=None):
     makers = {
         "sklearn": ("sklearn MLPClassifier", lambda: sklearn_row(args, data)),
         "map": ("skbnn map", lambda: skbnn_row(args, data, MAP())),
+        # the mode the laplace rows start from: Laplace's MAP is at a constant step size
         "map-laplace-alpha": ("skbnn map (laplace alpha)", lambda: skbnn_row(
-            args, data, MAP(), alpha=args.laplace_alpha)),
+            args, data, MAP(learning_rate_schedule="constant"), alpha=args.laplace_alpha)),
         "psgld1": ("skbnn psgld 1 chain", lambda: skbnn_row(args, data, psgld(1))),
         "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
         "vi": ("skbnn vi", lambda: skbnn_row(args, data, vi(args.kl_weight),

@@ -619,8 +619,8 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     # check the combination on the shapes alone, before training anything
     shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
     _check_combination(_get_path(shapes, subset), structure, config)
-    # the MAP gets the whole key, so it is the MAP inference="map" finds with
-    # the same random_state
+    # the MAP gets the whole key, so it is the MAP inference=map_strategy finds
+    # with the same random_state
     key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
     result = map_strategy.run(model, data, map_config, key, training=training,
                               init_params=init_params, validation=validation)
@@ -665,9 +665,10 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
 class Laplace(BaseStrategy):
     """Laplace approximation around the MAP, with a GGN curvature.
 
-    Trains the MAP exactly as ``inference="map"`` does, then fits a Gaussian
-    whose precision is the prior precision plus the generalised Gauss-Newton
-    matrix of the negative log-likelihood at the MAP.
+    Trains the MAP as ``inference="map"`` does (by default at a constant
+    step size: see ``map_strategy``), then fits a Gaussian whose precision is
+    the prior precision plus the generalised Gauss-Newton matrix of the
+    negative log-likelihood at the MAP.
 
     Parameters
     ----------
@@ -704,7 +705,12 @@ class Laplace(BaseStrategy):
         Eigenpairs kept by ``"lowrank"`` (from ``2 * rank`` Lanczos steps,
         each one pass over the data).
     map_strategy : MAP or None, default=None
-        Settings of the MAP fit (``MAP()`` when None).
+        Settings of the MAP fit. None: ``MAP(learning_rate_schedule="constant")``,
+        scikit-learn's Adam. Around the sharper mode that ``MAP()``'s cosine
+        schedule reaches, the marginal-likelihood prior precision and the
+        probit predictive came out underconfident on MNIST (last-layer K-FAC:
+        ECE 0.014 against 0.004 for the MLP, 0.017 against 0.010 for the
+        default CNN); pass ``map_strategy=MAP()`` to use it anyway.
 
     Notes
     -----
@@ -778,7 +784,8 @@ class Laplace(BaseStrategy):
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()
-        map_object = MAP() if self.map_strategy is None else self.map_strategy
+        map_object = (MAP(learning_rate_schedule="constant") if self.map_strategy is None
+                      else self.map_strategy)
         return run(model, data, self.config(model), key, training=training,
                    map_config=map_object.config(training), init_params=init_params,
                    validation=validation)

@@ -317,7 +317,8 @@ def convergence_problems(diagnostics: dict, config: NUTSConfig) -> list[str]:
 
 def _map_starts(model, data: Data, key, training: Training, n_chains: int):
     """One short MAP run per chain, each from its own network initialisation."""
-    config = map_inference.MAP().config(training)
+    # the stopping rule, not a budget of epochs, ends this run: Adam as scikit-learn's
+    config = map_inference.MAP(learning_rate_schedule="constant").config(training)
     starts = []
     for chain_key in jax.random.split(key, n_chains):
         with warnings.catch_warnings():
