@@ -205,7 +205,7 @@ def main():
         times, div, s = row(args, x, y, x_test)
         results[name] = (times, s)
         print(f"{name:<8} {times[0]:>7.2f} {times[1]:>8.2f} {s['min_ess'] / times[0]:>10.1f} "
-              f"{s['med_ess'] / times[0]:>10.1f} {s['rhat']:>6.3f} {div:>4d} "
+              f"{s['med_ess'] / times[0]:>10.1f} {s['rhat']:>6.4f} {div:>4d} "
               f"{s['rmse']:>6.3f} {s['cover']:>6.2f}", flush=True)
     ratio = [results["skbnn"][1][k] / results["skbnn"][0][0]
              / (results["numpyro"][1][k] / results["numpyro"][0][0]) for k in ("min_ess", "med_ess")]
@@ -218,7 +218,7 @@ def main():
     print(f"{'row':<8} {'fit s':>7} {'acc':>6} {'NLL':>7} {'ECE':>7} {'min ESS':>8} "
           f"{'R-hat':>6} {'div':>4}")
     print(f"{'skbnn':<8} {c['fit']:>7.2f} {c['acc']:>6.3f} {c['nll']:>7.4f} {c['ece']:>7.4f} "
-          f"{c['min_ess']:>8.1f} {c['rhat']:>6.3f} {c['div']:>4d}")
+          f"{c['min_ess']:>8.1f} {c['rhat']:>6.4f} {c['div']:>4d}")
 
 
 if __name__ == "__main__":

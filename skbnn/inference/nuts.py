@@ -10,12 +10,20 @@ numpyro's (``numpyro.infer.hmc.hmc(..., algo="NUTS")`` and
 
 - :func:`init` and :func:`step` wrap numpyro's ``init_kernel`` and
   ``sample_kernel`` for one chain, with the PRNG key an explicit argument;
-- :func:`_sample` is one jitted program: the chains are vmapped (numpyro's
-  ``chain_method="vectorized"``), warmup and sampling are ``lax.scan`` loops,
-  and the potential is built inside the trace from the model and the data
-  passed as pytree arguments. Unlike ``numpyro.infer.MCMC``, whose compiled
-  program is cached on the driver object, a second fit on data of the same
-  shape compiles nothing;
+- :func:`_sample` is one jitted program: warmup and sampling are
+  ``lax.scan`` loops over the chains' transitions, and the potential is built
+  inside the trace from the model and the data passed as pytree arguments.
+  Unlike ``numpyro.infer.MCMC``, whose compiled program is cached on the
+  driver object, a second fit on data of the same shape compiles nothing;
+- :func:`_run_chains` runs the chains either vmapped in one program
+  (``chain_method="vectorized"``, numpyro's name; the chain axis sharded over
+  the devices when several are visible) or each in its own unbatched program,
+  the programs launched from one thread per chain so that a CPU's cores run
+  them at once (``"parallel"``, the default on a CPU). On the numpyro
+  tutorial's network the parallel chains take under half the time of the
+  vectorized ones on 2 cores: XLA's CPU backend runs a batched product of
+  small matrices (the vmapped gradient) 2.5 times slower than one unbatched
+  product, and vmapped chains wait for each other's longest trajectory;
 - :func:`diagnose` turns the draws into split R-hat, effective sample sizes,
   divergences, step sizes and tree depths, and :func:`convergence_problems`
   into the text of the ``ConvergenceWarning``.
@@ -28,7 +36,9 @@ uniform in ``[-2, 2]``) or from the network's own initialisation
 """
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -200,6 +210,55 @@ def _sample(model, data: Data, config: NUTSConfig, rng_key, positions, template)
     return jnp.swapaxes(kept, 0, 1), info, states
 
 
+CHAIN_METHODS = ("auto", "parallel", "vectorized")
+
+
+def _resolve_chain_method(chain_method: str, n_chains: int) -> str:
+    """``"auto"``: ``"parallel"`` on a CPU backend, ``"vectorized"`` on accelerators."""
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}.")
+    if chain_method == "auto":
+        return "parallel" if jax.default_backend() == "cpu" and n_chains > 1 else "vectorized"
+    return chain_method
+
+
+def _run_chains(model, data: Data, config: NUTSConfig, rng_key, positions, template,
+                chain_method: str):
+    """All chains' draws ``(n_chains, n_draws, n_params)`` and info ``(transitions, n_chains)``.
+
+    ``"vectorized"``: one program, the chains vmapped, the chain axis sharded
+    over the visible devices. ``"parallel"``: chain ``i`` runs alone (key
+    ``split(rng_key, n_chains)[i]``), on device ``i % n_devices``, launched from
+    its own thread (at most one per CPU core); each chain's draws depend only
+    on its key and start, so the result does not depend on the scheduling.
+    Returns ``(draws, info, n_devices)``.
+    """
+    n_chains = config.n_chains
+    if chain_method == "vectorized":
+        chains, replicated = chain_sharding(n_chains)
+        if chains is not None:
+            positions = jax.device_put(positions, chains)
+            data = jax.device_put(data, replicated)
+        draws, info, _ = _sample(model, data, config, rng_key, positions, template)
+        return draws, info, 1 if chains is None else len(chains.mesh.devices.flat)
+
+    one_chain = config.replace(n_chains=1)
+    keys = jax.random.split(rng_key, n_chains)
+    devices = jax.devices()[: min(n_chains, jax.device_count())]
+
+    def chain(i):
+        device = devices[i % len(devices)]
+        args = jax.device_put((data, keys[i], positions[i:i + 1]), device)
+        draws, info, _ = _sample(model, args[0], one_chain, args[1], args[2], template)
+        return jax.device_get((draws, info))
+
+    with ThreadPoolExecutor(max_workers=min(n_chains, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(chain, range(n_chains)))
+    draws = np.concatenate([r[0] for r in results], axis=0)
+    info = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *[r[1] for r in results])
+    return draws, info, len(devices)
+
+
 def estimate_cost(n_rows: int, n_params: int, config: NUTSConfig) -> float:
     """Upper bound on the work of a run, in (row x parameter x gradient evaluation) units.
 
@@ -330,9 +389,11 @@ def _map_starts(model, data: Data, key, training: Training, n_chains: int):
 
 
 def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init="map",
-        init_params=None, max_cost=1e12, validation: Data | None = None) -> InferenceResult:
+        init_params=None, max_cost=1e12, chain_method="auto",
+        validation: Data | None = None) -> InferenceResult:
     """Run ``config.n_chains`` NUTS chains on all rows of ``data``."""
     del validation  # a sampler runs its whole budget; see NUTS.run
+    chain_method = _resolve_chain_method(chain_method, config.n_chains)
     key_start, key_sample = jax.random.split(key)
     input_shape = data.X.shape[1:]
     template = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
@@ -361,11 +422,8 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
     else:
         positions = _ravel_chains(starts)
 
-    chains, replicated = chain_sharding(config.n_chains)
-    if chains is not None:
-        positions = jax.device_put(positions, chains)
-        data = jax.device_put(data, replicated)
-    draws, info, _ = _sample(model, data, config, key_sample, positions, template)
+    draws, info, n_devices = _run_chains(model, data, config, key_sample, positions, template,
+                                         chain_method)
     draws = np.asarray(jax.device_get(draws))
     check_finite(draws, strategy="nuts", advice=(
         "Raise target_accept_prob, raise alpha, or scale the inputs (e.g. with StandardScaler)."
@@ -374,7 +432,8 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
     warmup_info = jax.tree.map(lambda x: x[: config.n_warmup], info)
     draw_info = jax.tree.map(lambda x: x[config.n_warmup :], info)
     diagnostics = diagnose(draws, warmup_info, draw_info, template, config.max_tree_depth)
-    diagnostics["n_devices"] = 1 if chains is None else len(chains.mesh.devices.flat)
+    diagnostics["n_devices"] = n_devices
+    diagnostics["chain_method"] = chain_method
     diagnostics["init"] = "warm_start" if init_params is not None else init
 
     n_eff = float(np.sum(np.asarray(data.weight)))
@@ -442,6 +501,17 @@ class NUTS(BaseStrategy):
         ``tol`` and ``n_iter_no_change``), numpyro's ``init_to_uniform``
         (every parameter uniform in [-2, 2]), or the network's initialisation.
         With ``warm_start=True`` chains continue from the previous fit's last draws.
+    chain_method : {"auto", "parallel", "vectorized"}, default="auto"
+        How the chains run. "vectorized" (numpyro's name): one compiled
+        program with the chains vmapped, the chain axis split over the devices
+        when several are visible; the chains advance in step, each transition
+        waiting for the longest trajectory among them. "parallel": each chain
+        is its own unbatched program, launched from its own thread (at most
+        one per CPU core; chain ``i`` on device ``i % n_devices``), so the
+        cores of a CPU run the chains at once. "auto": "parallel" on a CPU,
+        "vectorized" on a GPU or TPU, where one batched program uses the
+        device better. The two give different (equally valid) draws for the
+        same ``random_state``; each is reproducible.
     max_cost : float, default=1e12
         Largest allowed ``n_chains x iterations x (2**max_tree_depth - 1) x
         n_rows x n_params``; above it ``fit`` raises before sampling.
@@ -499,12 +569,13 @@ class NUTS(BaseStrategy):
         "dense_mass": ["boolean"],
         "step_size": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"map", "uniform", "network"})],
+        "chain_method": [StrOptions(set(CHAIN_METHODS))],
         "max_cost": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, *, n_chains=4, n_warmup=500, n_draws=500, thinning=1,
                  target_accept_prob=0.8, max_tree_depth=10, dense_mass=False, step_size=1.0,
-                 init="map", max_cost=1e12):
+                 init="map", chain_method="auto", max_cost=1e12):
         self.n_chains = n_chains
         self.n_warmup = n_warmup
         self.n_draws = n_draws
@@ -514,6 +585,7 @@ class NUTS(BaseStrategy):
         self.dense_mass = dense_mass
         self.step_size = step_size
         self.init = init
+        self.chain_method = chain_method
         self.max_cost = max_cost
 
     def config(self) -> NUTSConfig:
@@ -538,4 +610,5 @@ class NUTS(BaseStrategy):
                 "inference='map'."
             )
         return run(model, data, self.config(), key, training=training, init=self.init,
-                   init_params=init_params, max_cost=float(self.max_cost))
+                   init_params=init_params, max_cost=float(self.max_cost),
+                   chain_method=self.chain_method)

@@ -208,3 +208,69 @@ def test_refit_with_another_strategy_drops_the_nuts_diagnostics():
     assert hasattr(clf, "rhat_") and hasattr(clf, "n_divergences_")
     clf.set_params(inference="map").fit(X, y)
     assert not hasattr(clf, "rhat_") and not hasattr(clf, "n_divergences_")
+
+
+def test_parallel_chains_are_single_chain_runs_of_their_own_keys():
+    # chain_method="parallel" runs each chain as its own program from its own
+    # thread: chain i's draws are exactly the one-chain run of key split(key)[i]
+    # from chain i's start, so neither the threads nor the other chains change them.
+    from jax.flatten_util import ravel_pytree
+
+    from skbnn.inference import nuts
+    from skbnn.inference.base import device_data
+    from skbnn.likelihoods import Categorical
+    from skbnn.model import Model
+    from skbnn.networks import build_mlp
+    from skbnn.priors import GaussianPrior
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(30, 3)).astype(np.float32)
+    data = device_data(X, (X[:, 0] > 0).astype(np.int32), np.ones(30, np.float32))
+    model = Model(build_mlp((3,), "tanh", 2), Categorical(2), GaussianPrior(np.float32(1.0)))
+    template = model.init(jax.random.key(0), (3,))
+    positions = np.stack([ravel_pytree(model.init(jax.random.key(k), (3,)))[0]
+                          for k in range(3)])
+    config = NUTS(n_chains=3, n_warmup=20, n_draws=10).config()
+    key = jax.random.key(5)
+    draws, info, _ = nuts._run_chains(model, data, config, key, positions, template, "parallel")
+    assert draws.shape == (3, 10, positions.shape[1])
+    assert np.asarray(info.num_steps).shape == (30, 3)
+    one = config.replace(n_chains=1)
+    for i, chain_key in enumerate(jax.random.split(key, 3)):
+        alone, alone_info, _ = nuts._sample(model, data, one, chain_key, positions[i:i + 1],
+                                            template)
+        np.testing.assert_array_equal(draws[i], np.asarray(alone)[0])
+        np.testing.assert_array_equal(np.asarray(info.num_steps)[:, i],
+                                      np.asarray(alone_info.num_steps)[:, 0])
+    assert len({draws[i].tobytes() for i in range(3)}) == 3
+
+
+@pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
+def test_both_chain_methods_sample_the_exact_posterior(chain_method):
+    p = linear_gaussian_problem(n_samples=50)
+    reg = BayesianMLPRegressor(
+        (), inference=NUTS(n_chains=2, n_warmup=150, n_draws=300, chain_method=chain_method),
+        noise_std=p.noise_std, normalize_y=False, alpha=p.alpha, max_iter=50, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(p.X, p.y)
+    assert reg.diagnostics_["chain_method"] == chain_method
+    theta = linear_draws(reg.posterior_.flatten())
+    sd = np.sqrt(np.diag(p.cov))
+    # 600 draws, ESS >~ 300: 0.3 sd is over 5 standard errors of the mean, 20%
+    # over 4 of the sd
+    np.testing.assert_array_less(np.abs(theta.mean(axis=0) - p.mean) / sd, 0.3)
+    np.testing.assert_array_less(np.abs(theta.std(axis=0) / sd - 1.0), 0.2)
+
+
+def test_chain_method_auto_runs_parallel_chains_on_a_cpu():
+    X, y = np.random.RandomState(0).normal(size=(30, 2)), np.arange(30) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = BayesianMLPClassifier((3,), inference=NUTS(n_chains=2, n_warmup=10, n_draws=5),
+                                    max_iter=5, random_state=0).fit(X, y)
+    expected = "parallel" if jax.default_backend() == "cpu" else "vectorized"
+    assert clf.diagnostics_["chain_method"] == expected
+    with pytest.raises(ValueError, match="chain_method"):
+        BayesianMLPClassifier((3,), inference=NUTS(chain_method="threads")).fit(X, y)
