@@ -20,7 +20,7 @@ numpyro's (``numpyro.infer.hmc.hmc(..., algo="NUTS")`` and
   the devices when several are visible) or each in its own unbatched program,
   the programs launched from one thread per chain so that a CPU's cores run
   them at once (``"parallel"``, the default on a CPU). On the numpyro
-  tutorial's network the parallel chains take under half the time of the
+  tutorial's network the parallel chains take about half the time of the
   vectorized ones on 2 cores: XLA's CPU backend runs a batched product of
   small matrices (the vmapped gradient) 2.5 times slower than one unbatched
   product, and vmapped chains wait for each other's longest trajectory;

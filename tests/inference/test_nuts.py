@@ -117,19 +117,24 @@ def test_early_stopping_is_refused():
         clf.fit(X, y)
 
 
-@pytest.mark.parametrize("init", ["map", "uniform", "network"])
-def test_inits_start_each_chain_elsewhere_and_sample_the_same_posterior(init):
-    # Every start reaches the same (unimodal) posterior: the linear model's.
+def _small_linear_fit(**nuts_params):
+    """Two chains on a 50-row linear problem: the problem, the estimator, the draws."""
     p = linear_gaussian_problem(n_samples=50)
     reg = BayesianMLPRegressor(
-        (), inference=NUTS(n_chains=2, n_warmup=100, n_draws=100, init=init),
+        (), inference=NUTS(n_chains=2, **nuts_params),
         noise_std=p.noise_std, normalize_y=False, alpha=p.alpha, max_iter=50, random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         reg.fit(p.X, p.y)
+    return p, reg, linear_draws(reg.posterior_.flatten())
+
+
+@pytest.mark.parametrize("init", ["map", "uniform", "network"])
+def test_inits_start_each_chain_elsewhere_and_sample_the_same_posterior(init):
+    # Every start reaches the same (unimodal) posterior: the linear model's.
+    p, reg, theta = _small_linear_fit(n_warmup=100, n_draws=100, init=init)
     assert reg.diagnostics_["init"] == init
-    theta = linear_draws(reg.posterior_.flatten())
     sd = np.sqrt(np.diag(p.cov))
     # 200 draws, ESS >~ 100: 0.5 sd is 5 standard errors
     np.testing.assert_array_less(np.abs(theta.mean(axis=0) - p.mean) / sd, 0.5)
@@ -247,16 +252,8 @@ def test_parallel_chains_are_single_chain_runs_of_their_own_keys():
 
 @pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
 def test_both_chain_methods_sample_the_exact_posterior(chain_method):
-    p = linear_gaussian_problem(n_samples=50)
-    reg = BayesianMLPRegressor(
-        (), inference=NUTS(n_chains=2, n_warmup=150, n_draws=300, chain_method=chain_method),
-        noise_std=p.noise_std, normalize_y=False, alpha=p.alpha, max_iter=50, random_state=0,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        reg.fit(p.X, p.y)
+    p, reg, theta = _small_linear_fit(n_warmup=150, n_draws=300, chain_method=chain_method)
     assert reg.diagnostics_["chain_method"] == chain_method
-    theta = linear_draws(reg.posterior_.flatten())
     sd = np.sqrt(np.diag(p.cov))
     # 600 draws, ESS >~ 300: 0.3 sd is over 5 standard errors of the mean, 20%
     # over 4 of the sd
