@@ -2,6 +2,7 @@
 
 import dataclasses
 import warnings
+from functools import partial
 
 import flax.linen as nn
 import jax
@@ -15,7 +16,13 @@ from sklearn.metrics import log_loss
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
 from skbnn.inference import VI, Training
 from skbnn.inference.base import device_data
-from skbnn.inference.vi import MeanFieldPosterior, gaussian_kl, sample_log_likelihood
+from skbnn.inference.vi import (
+    MeanFieldPosterior,
+    _loss_and_grad,
+    gaussian_kl,
+    neg_elbo,
+    sample_log_likelihood,
+)
 from skbnn.likelihoods import Categorical, Gaussian
 from skbnn.model import Batch, Model
 from skbnn.networks import Network, build_mlp
@@ -74,9 +81,10 @@ def _design(kind, n=200, seed=0):
     return _linear_problem(X, X @ np.array([1.0, -0.5, 0.8]) + 0.3 + 0.5 * rng.normal(size=n))
 
 
-def _fit_linear(p, learning_rate, n_steps, seed=0):
+def _fit_linear(p, learning_rate, n_steps, seed=0, schedule="constant"):
     reg = BayesianMLPRegressor(
-        (), inference=VI(n_mc=8, learning_rate=learning_rate), noise_std=p.noise_std,
+        (), inference=VI(n_mc=8, learning_rate=learning_rate, learning_rate_schedule=schedule),
+        noise_std=p.noise_std,
         normalize_y=False, alpha=p.alpha, batch_size=len(p.X), tol=0.0,
         n_iter_no_change=n_steps, max_iter=n_steps, random_state=seed,
     )
@@ -108,16 +116,18 @@ def test_vi_understates_the_spread_of_correlated_weights_as_mean_field_must():
     # the mean-field optimum has the exact mean and the conditional sds. VI
     # must land there, not in between (which would mean it did not converge
     # or that the sds are not what the ELBO asks for). The long valley along
-    # w0 - w1 takes a larger step (1e-2) and 8,000 steps to cross; over seeds
-    # 0-2 the worst mean error was then 0.11 exact sd (Adam's jitter at that
-    # step, hence the 0.15 bound) and the sds within 4% of the optimum.
+    # w0 - w1 takes a larger step (1e-2) and 8,000 steps to cross. At a
+    # constant step Adam's jitter then moves the result by up to 0.17 exact sd
+    # and 7% in the sds (seeds 0-3); the cosine schedule's last steps average
+    # it out: over seeds 0-3 the worst mean error was 0.006 exact sd and the
+    # sds within 0.7% of the optimum, so 0.05 sd and 2% are safe bounds.
     p = _design("correlated")
     sd = np.sqrt(np.diag(p.cov))
     mean_field_sd = 1.0 / np.sqrt(np.diag(np.linalg.inv(p.cov)))
     assert np.all(mean_field_sd[:2] < 0.25 * sd[:2])
-    mean, scale = _fit_linear(p, learning_rate=1e-2, n_steps=8000)
-    np.testing.assert_array_less(np.abs(mean - p.mean) / sd, 0.15)
-    np.testing.assert_allclose(scale, mean_field_sd, rtol=0.06)
+    mean, scale = _fit_linear(p, learning_rate=1e-2, n_steps=8000, schedule="cosine")
+    np.testing.assert_array_less(np.abs(mean - p.mean) / sd, 0.05)
+    np.testing.assert_allclose(scale, mean_field_sd, rtol=0.02)
     np.testing.assert_array_less(scale[:2] / sd[:2], 0.3)
 
 
@@ -227,6 +237,42 @@ def test_other_layers_share_one_weight_draw_per_batch():
     assert np.ptp(dense_only) > 1e-3
 
 
+@pytest.mark.parametrize("network, likelihood, n_mc", [
+    (build_mlp((5,), "tanh", 2), Gaussian(2, learn_noise=True), 1),
+    (build_mlp((5,), "tanh", 2), Gaussian(2, learn_noise=True), 3),
+    (_ConvDense(), Categorical(3), 2),
+])
+def test_step_gradient_is_the_gradient_of_the_negative_elbo(network, likelihood, n_mc):
+    # The step differentiates the expected log-likelihood with respect to the
+    # Dense variances and writes the KL's gradient out by hand; with the same
+    # noise its loss, KL and gradient must be those of automatic
+    # differentiation of neg_elbo, for Dense layers, a convolution drawn
+    # whole and a learned noise scale alike (float32: 1e-5 relative).
+    model = Model(network, likelihood, GaussianPrior(2.0))
+    rng = np.random.RandomState(0)
+    X = jnp.asarray(rng.normal(size=(8, 16)), jnp.float32)
+    y = (jnp.asarray(rng.normal(size=(8, 2)), jnp.float32) if isinstance(likelihood, Gaussian)
+         else jnp.asarray(rng.randint(0, 3, 8), jnp.int32))
+    config = VI(n_mc=n_mc, kl_weight=0.3).config(
+        Training(max_iter=1, batch_size=8, learning_rate=1e-3))
+    mean = model.init(jax.random.key(0), (16,))
+    log_scale = jax.tree.map(
+        lambda p: jax.random.uniform(jax.random.key(p.size), p.shape, minval=-3.0, maxval=-1.0),
+        mean)
+    variational = {"mean": mean, "log_scale": log_scale}
+    batch = Batch(X, y, jnp.linspace(0.5, 1.5, 8))
+    kw = dict(model=model, config=config, data_size=100, n_eff=jnp.float32(97.0))
+    (loss, kl), grads = jax.jit(jax.value_and_grad(partial(neg_elbo, **kw), has_aux=True))(
+        variational, jax.random.key(7), batch)
+    (loss_step, kl_step), grads_step = jax.jit(partial(_loss_and_grad, **kw))(
+        variational, jax.random.key(7), batch)
+    np.testing.assert_allclose(loss_step, loss, rtol=1e-5)
+    np.testing.assert_allclose(kl_step, kl, rtol=1e-5)
+    assert jax.tree.structure(grads_step) == jax.tree.structure(grads)
+    for g_step, g in zip(jax.tree.leaves(grads_step), jax.tree.leaves(grads)):
+        np.testing.assert_allclose(g_step, g, rtol=1e-5, atol=1e-5 * np.max(np.abs(g)))
+
+
 def test_runs_on_a_convolutional_network_and_compiles_once():
     model = Model(_ConvDense(), Categorical(3), GaussianPrior(1.0))
     rng = np.random.RandomState(0)
@@ -265,7 +311,10 @@ def digits_fits(digits_split):
 def test_elbo_rises_on_digits(digits_fits):
     _, vi = digits_fits
     curve = np.asarray(vi.loss_curve_)  # negative ELBO per data point
-    assert len(curve) == vi.n_iter_ == 200
+    assert len(curve) == vi.n_iter_
+    # the stopping rule (tol 1e-4 over 10 epochs) may end the fit once the
+    # estimate's minibatch noise outweighs its gains (here at epoch 179 of 200)
+    assert vi.n_iter_ >= 150
     assert np.mean(curve[-10:]) < 0.2 * np.mean(curve[:10])
     # mostly downhill: a 10-epoch moving average falls in most windows
     smooth = np.convolve(curve, np.ones(10) / 10, mode="valid")
