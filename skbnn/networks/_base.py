@@ -49,8 +49,13 @@ class Network:
 
     def init(self, rng_key, input_shape):
         """Draw initial parameters for inputs of shape ``(n_samples, *input_shape)``."""
-        dummy = jnp.zeros((1, *input_shape), dtype=jnp.result_type(float))
-        return self._module().init(rng_key, dummy)["params"]
+        dtype = jnp.result_type(float)  # float64 when the user enabled x64
+        dummy = jnp.zeros((1, *input_shape), dtype=dtype)
+        params = self._module().init(rng_key, dummy)["params"]
+        # flax keeps parameters in float32 whatever the inputs; the data, the
+        # prior and the settings are in JAX's float dtype, and so are they
+        return jax.tree.map(
+            lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
 
     def apply(self, params, X):
         """Network outputs for a batch ``X``: shape ``(n_samples, n_outputs)``."""
