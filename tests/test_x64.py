@@ -6,10 +6,9 @@ import warnings
 import jax
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skbnn import BayesianCNNClassifier, BayesianMLPRegressor
+from skbnn import BayesianMLPRegressor
 from skbnn.inference import MAP, NUTS, PSGLD, VI, Laplace
 
 STRATEGIES = {
@@ -45,15 +44,3 @@ def test_every_strategy_fits_and_predicts_in_float64(name):
     assert np.all(np.isfinite(mean)) and np.all(std > 0)
     assert np.corrcoef(mean, y)[0, 1] > 0.9  # it learnt the linear trend
 
-
-def test_cnn_fits_in_float64():
-    X, y = load_digits(return_X_y=True)
-    with jax.enable_x64(True), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = BayesianCNNClassifier(inference=VI(n_predictive_draws=5), max_iter=3,
-                                    random_state=0).fit(X[:300] / 16, y[:300])
-        proba = clf.predict_proba(X[300:400] / 16)
-        floats = _float_leaves(clf.posterior_)
-    assert all(x.dtype == np.float64 for x in floats)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
-    assert np.mean(proba.argmax(1) == y[300:400]) > 0.5
