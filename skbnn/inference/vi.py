@@ -204,7 +204,7 @@ def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data):
     layers' parameters, ``scale`` only for the others, so callers may pass
     either in any form the other needs (the VI step passes ``var = exp(2 log
     sd)`` and ``scale = exp(log sd)``, and only the leaves read are computed).
-    All the step's noise comes from one call of :func:`~skbnn.utils._random.normal`.
+    All of the draw's noise comes from one call of :func:`~skbnn.utils._random.normal`.
     Returns ``(loglik (n,), sample)``, where the sample's Dense leaves hold
     their means (the layers never read them).
     """
