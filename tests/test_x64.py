@@ -36,8 +36,8 @@ def test_every_strategy_fits_and_predicts_in_float64(name):
     y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=60)
     with jax.enable_x64(True), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        reg = BayesianMLPRegressor((8,), inference=STRATEGIES[name](), max_iter=300, learning_rate_init=1e-2,
-                                   random_state=0).fit(X, y)
+        reg = BayesianMLPRegressor((8,), inference=STRATEGIES[name](), max_iter=300,
+                                   learning_rate_init=1e-2, random_state=0).fit(X, y)
         mean, std = reg.predict(X, return_std=True)
         floats = _float_leaves(reg.posterior_)
     assert floats and all(x.dtype == np.float64 for x in floats)
