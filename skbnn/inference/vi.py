@@ -194,7 +194,7 @@ def _draw_keys(rng_key, n_mc):
     return rng_key[None] if n_mc == 1 else jax.random.split(rng_key, n_mc)
 
 
-def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data):
+def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data, calls=None):
     """One reparameterised draw of the per-row log-likelihood, and the parameter draw.
 
     Each Dense layer draws its outputs from ``N(x mean_W + mean_b, x^2 var_W +
@@ -205,10 +205,12 @@ def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data):
     either in any form the other needs (the VI step passes ``var = exp(2 log
     sd)`` and ``scale = exp(log sd)``, and only the leaves read are computed).
     All of the draw's noise comes from one call of :func:`~skbnn.utils._random.normal`.
+    ``calls``: :func:`_dense_calls` for ``batch.X``, when the caller has them.
     Returns ``(loglik (n,), sample)``, where the sample's Dense leaves hold
     their means (the layers never read them).
     """
-    calls = _dense_calls(model, batch.X.shape, jnp.result_type(batch.X))
+    if calls is None:
+        calls = _dense_calls(model, batch.X.shape, jnp.result_type(batch.X))
     dense = _dense_leaves(calls)
     flat_mean = traverse_util.flatten_dict(mean["network"])
     flat_scale = traverse_util.flatten_dict(scale["network"])
@@ -384,12 +386,16 @@ class MeanFieldPosterior(GaussianPosterior):
         )
 
 
+def _leaf_kl(m, var, log_scale, alpha):
+    """``KL(N(m, var) || N(0, 1/alpha))`` of one leaf; ``log_scale`` is ``log sqrt(var)``."""
+    return 0.5 * (alpha * (jnp.sum(var) + jnp.vdot(m, m)) - m.size * (1.0 + jnp.log(alpha))
+                  - 2.0 * jnp.sum(log_scale))
+
+
 def gaussian_kl(mean, scale, alpha):
     """``KL(N(mean, scale^2) || N(0, 1/alpha))`` summed over every leaf (closed form)."""
-    def one(m, s):
-        var = jnp.square(s)
-        return 0.5 * jnp.sum(alpha * (var + jnp.square(m)) - 1.0 - jnp.log(alpha * var))
-    return sum((one(m, s) for m, s in zip(jax.tree.leaves(mean), jax.tree.leaves(scale))),
+    return sum((_leaf_kl(m, jnp.square(s), jnp.log(s), alpha)
+                for m, s in zip(jax.tree.leaves(mean), jax.tree.leaves(scale))),
                jnp.zeros((), jnp.result_type(float)))
 
 
@@ -439,12 +445,13 @@ def _loss_and_grad(variational, rng_key, batch: Data, *, model, config: VIConfig
     mean, log_scale = variational["mean"], variational["log_scale"]
     var = jax.tree.map(lambda s: jnp.exp(2.0 * s), log_scale["network"])
     keys = _draw_keys(rng_key, config.n_mc)
+    calls = _dense_calls(model, batch.X.shape, jnp.result_type(batch.X))
 
     def expected_terms(mean, var, log_scale):
         scale = jax.tree.map(jnp.exp, log_scale)  # read for the leaves drawn whole only
 
         def one_draw(key):
-            loglik, sample = _local_log_likelihood(key, model, mean, var, scale, batch)
+            loglik, sample = _local_log_likelihood(key, model, mean, var, scale, batch, calls)
             ell = data_size * jnp.mean(batch.weight * loglik)
             return ell, model.likelihood.log_prior(sample["likelihood"])
 
@@ -464,13 +471,12 @@ def _loss_and_grad(variational, rng_key, batch: Data, *, model, config: VIConfig
     flat_g_mean = traverse_util.flatten_dict(g_mean["network"])
     flat_g_var = traverse_util.flatten_dict(g_var)
     flat_g_log_scale = traverse_util.flatten_dict(g_log_scale["network"])
-    dense = _dense_leaves(_dense_calls(model, batch.X.shape, jnp.result_type(batch.X)))
+    dense = _dense_leaves(calls)
     net_kl = jnp.zeros((), jnp.result_type(float))
     grad_mean, grad_log_scale = {}, {}
     for k, m in flat_mean.items():
         v, s = flat_var[k], flat_log_scale[k]
-        net_kl = net_kl + 0.5 * (alpha * (jnp.sum(v) + jnp.vdot(m, m))
-                                 - m.size * (1.0 + jnp.log(alpha)) - 2.0 * jnp.sum(s))
+        net_kl = net_kl + _leaf_kl(m, v, s, alpha)
         grad_mean[k] = (flat_g_mean[k] + kl_weight * alpha * m) / n_eff
         data_g = 2.0 * v * flat_g_var[k] if k in dense else flat_g_log_scale[k]
         grad_log_scale[k] = (data_g + kl_weight * (alpha * v - 1.0)) / n_eff
