@@ -20,6 +20,13 @@ from .utils._io import serializable
 __all__ = ["Bernoulli", "Categorical", "Gaussian"]
 
 
+def _log_mean_probability(probs, y):
+    """``log`` of the mean over draws of each row's probability of its class ``y``."""
+    p = jnp.mean(jnp.asarray(probs), axis=0)
+    p = jnp.take_along_axis(p, jnp.asarray(y)[:, None], axis=-1)[:, 0]
+    return jnp.log(jnp.maximum(p, jnp.finfo(p.dtype).tiny))
+
+
 @serializable
 @struct.dataclass
 class Categorical:
@@ -53,6 +60,14 @@ class Categorical:
         """Accuracy of the arg-max class (the validation score of early stopping)."""
         return jnp.mean(jnp.argmax(outputs, axis=-1) == y)
 
+    def log_predictive_density(self, predictive, y):
+        """Per-row log density of ``y`` under the mixture of per-draw predictives.
+
+        ``predictive`` is what :meth:`predict` returns, stacked over draws:
+        ``(probabilities,)`` of shape ``(n_draws, n_samples, n_classes)``.
+        """
+        return _log_mean_probability(predictive[0], y)
+
 
 @serializable
 @struct.dataclass
@@ -84,6 +99,10 @@ class Bernoulli:
 
     def score(self, lik_params, outputs, y):
         return jnp.mean((outputs[:, 0] > 0) == (y == 1))
+
+    def log_predictive_density(self, predictive, y):
+        """Per-row log density of ``y``: see :meth:`Categorical.log_predictive_density`."""
+        return _log_mean_probability(predictive[0], y)
 
 
 @serializable
@@ -142,6 +161,18 @@ class Gaussian:
     def predict(self, lik_params, outputs):
         """``(mean, noise_std)``, each of shape ``(n_samples, n_outputs)``."""
         return outputs, jnp.broadcast_to(self.noise(lik_params), outputs.shape)
+
+    def log_predictive_density(self, predictive, y):
+        """Per-row log density of ``y`` under the mixture of per-draw Gaussians.
+
+        ``predictive``: ``(mean, noise_std)`` stacked over draws, each
+        ``(n_draws, n_samples, n_outputs)`` (a closed-form predictive is one
+        draw whose ``noise_std`` is the total standard deviation).
+        """
+        mean, std = (jnp.asarray(a) for a in predictive)
+        z = (jnp.asarray(y)[None] - mean) / std
+        logpdf = jnp.sum(-0.5 * z**2 - jnp.log(std) - 0.5 * math.log(2 * math.pi), axis=-1)
+        return jax.nn.logsumexp(logpdf, axis=0) - math.log(logpdf.shape[0])
 
     def score(self, lik_params, outputs, y):
         """Coefficient of determination R², averaged uniformly over outputs."""

@@ -324,6 +324,11 @@ class GaussianPosterior:
         empty for all parameters. Parameters outside it stay at ``mean``.
     n_predictive_draws : int
         Number of draws the predictive averages over.
+    temperature : float
+        The covariance is ``temperature`` times the one ``factors`` describe:
+        the Gaussian of a tempered posterior ``p(theta | data)^(1/T)`` (the
+        curvature divided by ``T``), so that a strategy can choose ``T``
+        after building the factors once.
     predictive : {"network", "glm", "glm_mc"}
         ``"network"``: the draws go through the network. ``"glm"`` and
         ``"glm_mc"``: through the network linearised at the mean in the covered
@@ -336,6 +341,7 @@ class GaussianPosterior:
     mean: Params
     factors: dict
     key_data: jax.Array
+    temperature: jax.Array = 1.0
     structure: str = struct.field(pytree_node=False, default="diag")
     subset: tuple = struct.field(pytree_node=False, default=())
     n_predictive_draws: int = struct.field(pytree_node=False, default=100)
@@ -354,19 +360,24 @@ class GaussianPosterior:
 
     def sample(self, rng_key, n) -> Params:
         """``n`` parameter draws: leaves ``(n, ...)``."""
-        covered = _dispatch(_SAMPLE, self.structure)(
-            rng_key, self._covered_mean(), self.factors, n
-        )
+        mean = self._covered_mean()
+        covered = _dispatch(_SAMPLE, self.structure)(rng_key, mean, self.factors, n)
+        root = jnp.sqrt(jnp.asarray(self.temperature))
+        covered = jax.tree.map(lambda d, m: m + root * (d - m), covered, mean)
         full = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), self.mean)
         return _set_path(full, self.subset, covered)
 
     def log_det(self):
         """Log-determinant of the covariance of the covered parameters."""
-        return _dispatch(_LOG_DET, self.structure)(self._covered_mean(), self.factors)
+        mean = self._covered_mean()
+        n_covered = sum(x.size for x in jax.tree.leaves(mean))
+        return (_dispatch(_LOG_DET, self.structure)(mean, self.factors)
+                + n_covered * jnp.log(jnp.asarray(self.temperature)))
 
     def marginal_variance(self) -> Params:
         """Marginal variances of the covered parameters (a pytree like the covered sub-tree)."""
-        return _dispatch(_VARIANCE, self.structure)(self._covered_mean(), self.factors)
+        variance = _dispatch(_VARIANCE, self.structure)(self._covered_mean(), self.factors)
+        return jax.tree.map(lambda v: v * self.temperature, variance)
 
     def predictive_draws(self, rng_key=None) -> Params:
         """``n_predictive_draws`` draws, from ``rng_key`` or else from the stored key."""
@@ -531,6 +542,7 @@ def _glm_moments_chunk(model, posterior, X):
         mean = _outputs_fn(model, posterior, X)(covered)
         jac = row_jacobians(lambda theta, x: _outputs_fn(model, posterior, x)(theta), covered, X)
         cov = _dispatch(_OUTPUT_COV, posterior.structure)(covered, posterior.factors, jac)
+    cov = cov * posterior.temperature
     closed_form = _dispatch(_GLM_CLOSED_FORM, model.likelihood.name)
     return closed_form(model.likelihood, posterior.mean["likelihood"], mean, cov)
 

@@ -46,7 +46,18 @@ from ..posterior import GaussianPosterior, row_jacobians
 from ..utils._io import serializable
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions
 from . import map as map_strategy
-from .base import BaseStrategy, Data, InferenceResult, Training, check_finite
+from .base import (
+    TEMPERATURE_LADDER,
+    BaseStrategy,
+    Data,
+    InferenceResult,
+    Training,
+    check_finite,
+    choose_temperature,
+    holdout_rows,
+    posterior_log_density,
+    split_rows,
+)
 from .map import MAP
 
 __all__ = [
@@ -88,6 +99,7 @@ class LaplaceConfig:
     """Frozen settings of :func:`run`: the prior precision is a leaf, the rest static."""
 
     prior_precision: jax.Array
+    temperature: jax.Array = 1.0  # NaN: "auto"
     subset_of_weights: str = struct.field(pytree_node=False, default="last_layer")
     hessian_structure: str = struct.field(pytree_node=False, default="kron")
     optimize_prior_precision: bool = struct.field(pytree_node=False, default=True)
@@ -605,27 +617,11 @@ def _check_combination(covered, structure, config):
         )
 
 
-def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
-        map_config, init_params=None, validation: Data | None = None) -> InferenceResult:
-    """Train the MAP, then fit the Laplace approximation around it.
-
-    ``map_config`` is the :class:`~skbnn.inference.map.MAPConfig` of the MAP
-    fit. The result's ``diagnostics`` hold ``prior_precision`` (one value per
-    covered layer when ``per_layer``, else one), ``log_marginal_likelihood``
-    and ``laplace_seconds`` (time of the Laplace step alone).
-    """
-    subset = subset_path(model, config.subset_of_weights)
-    structure = config.hessian_structure
-    # check the combination on the shapes alone, before training anything
-    shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
-    _check_combination(_get_path(shapes, subset), structure, config)
-    # the MAP gets the whole key, so it is the MAP inference=map_strategy finds
-    # with the same random_state
-    key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
-    result = map_strategy.run(model, data, map_config, key, training=training,
-                              init_params=init_params, validation=validation)
+def _fit(model, data: Data, params, config: LaplaceConfig, subset, key_lanczos, key_predict):
+    """The Gaussian around ``params`` from the curvature on ``data``, and its diagnostics."""
     t0 = time.perf_counter()
-    params = jax.device_put(result.posterior.mean_params())
+    structure = config.hessian_structure
+    params = jax.device_put(params)
     n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(_get_path(params, subset)))
     chunk_size = _chunk_size(model, params, subset, structure, data.X.shape[1:])
     state = _accumulate(model, params, data, subset, structure, chunk_size)
@@ -634,19 +630,20 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
         n_iter = min(n_covered, 2 * rank)
         vecs, vals = _lanczos(model, params, data, key_lanczos, subset, chunk_size, n_iter, rank)
         state = state._replace(curvature={"eigvecs": vecs, "eigvals": vals})
-    delta0 = config.prior_precision
     factors, delta, log_marglik = _fit_gaussian(
-        state, params, delta0,
+        state, params, config.prior_precision,
         (structure, bool(config.optimize_prior_precision), bool(config.per_layer)), subset,
     )
     check_finite(factors, strategy="laplace", advice=(
         "The curvature or the prior precision is degenerate: raise alpha, or set "
         "prior_precision and optimize_prior_precision=False."
     ))
+    temperature = 1.0 if bool(jnp.isnan(config.temperature)) else config.temperature
     posterior = GaussianPosterior(
         mean=jax.device_get(params),
         factors=jax.device_get(factors),
         key_data=np.asarray(jax.random.key_data(key_predict)),
+        temperature=jnp.asarray(temperature, dtype=jnp.result_type(float)),
         structure=structure,
         subset=subset,
         n_predictive_draws=int(config.n_predictive_draws),
@@ -658,6 +655,62 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
         "log_marginal_likelihood": float(log_marglik),
         "laplace_seconds": time.perf_counter() - t0,
     }
+    return posterior, diagnostics
+
+
+def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
+        map_config, init_params=None, validation: Data | None = None) -> InferenceResult:
+    """Train the MAP, then fit the Laplace approximation around it.
+
+    ``map_config`` is the :class:`~skbnn.inference.map.MAPConfig` of the MAP
+    fit. The result's ``diagnostics`` hold ``prior_precision`` (one value per
+    covered layer when ``per_layer``, else one), ``log_marginal_likelihood``,
+    ``temperature`` and ``laplace_seconds`` (time of the Laplace steps alone).
+
+    ``config.temperature`` NaN (``"auto"``): the MAP is first trained without
+    ``validation_fraction`` of the rows, the Gaussian fitted around it, and
+    the temperature chosen on the held-back rows; then the MAP goes on from
+    there on all rows (the stopping rule ends it), and the Gaussian around it,
+    from the curvature of all rows, takes the chosen temperature.
+    """
+    subset = subset_path(model, config.subset_of_weights)
+    structure = config.hessian_structure
+    # check the combination on the shapes alone, before training anything
+    shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
+    _check_combination(_get_path(shapes, subset), structure, config)
+    key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
+    scores = None
+    if bool(jnp.isnan(config.temperature)):  # "auto"
+        key_rows, key_map = jax.random.split(jax.random.fold_in(key, 2))
+        held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
+        fit, val = split_rows(data, held)
+        first = map_strategy.run(model, fit, map_config, key_map, training=training,
+                                 init_params=init_params, validation=validation,
+                                 name="laplace")
+        posterior, _ = _fit(model, fit, first.posterior.mean_params(), config, subset,
+                            key_lanczos, key_predict)
+        scores = {t: posterior_log_density(model, posterior.replace(temperature=t), val.X, val.y)
+                  for t in TEMPERATURE_LADDER}
+        temperature, means = choose_temperature(scores, np.asarray(val.weight))
+        config = config.replace(temperature=jnp.asarray(temperature, config.prior_precision.dtype))
+        result = map_strategy.run(model, data, map_config, key, training=training,
+                                  init_params=first.posterior.mean_params(),
+                                  validation=validation, name="laplace")
+        result = result._replace(
+            loss_curve=first.loss_curve + result.loss_curve,
+            n_iter=first.n_iter + result.n_iter,
+        )
+    else:
+        # the MAP gets the whole key, so it is the MAP inference=map_strategy finds
+        # with the same random_state
+        result = map_strategy.run(model, data, map_config, key, training=training,
+                                  init_params=init_params, validation=validation,
+                                  name="laplace")
+    posterior, diagnostics = _fit(model, data, result.posterior.mean_params(), config, subset,
+                                  key_lanczos, key_predict)
+    diagnostics["temperature"] = float(posterior.temperature)
+    if scores is not None:
+        diagnostics["temperature_scores"] = {str(t): v for t, v in means.items()}
     return result._replace(posterior=posterior, diagnostics=diagnostics)
 
 
@@ -701,6 +754,15 @@ class Laplace(BaseStrategy):
         case.
     n_predictive_draws : int, default=100
         Draws for the Monte Carlo predictives and ``sample_predictions``.
+    temperature : float or "auto", default="auto"
+        The posterior's temperature ``T``: the covariance is ``T`` times the
+        inverse of the prior precision plus GGN (the Laplace approximation
+        of ``p(theta | data)^(1/T)``). "auto" chooses it from 1, 1/4, 1/16
+        and 1/64 on ``validation_fraction`` of the rows held back from a
+        first MAP fit: the warmest whose held-back log predictive density is
+        within two standard errors of the best (1, the Bayes posterior, unless
+        the data say otherwise); the MAP then goes on with all rows. The
+        chosen value is in ``diagnostics_["temperature"]``.
     rank : int, default=20
         Eigenpairs kept by ``"lowrank"`` (from ``2 * rank`` Lanczos steps,
         each one pass over the data).
@@ -750,6 +812,7 @@ class Laplace(BaseStrategy):
         "prior_precision_per_layer": ["boolean"],
         "predictive": [StrOptions(set(PREDICTIVES))],
         "n_predictive_draws": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "rank": [Interval(Integral, 1, None, closed="left")],
         "map_strategy": [HasMethods(["config"]), None],
     }
@@ -757,7 +820,7 @@ class Laplace(BaseStrategy):
     def __init__(self, *, subset_of_weights="last_layer", hessian_structure="kron",
                  prior_precision=None, optimize_prior_precision=True,
                  prior_precision_per_layer=False, predictive="glm", n_predictive_draws=100,
-                 rank=20, map_strategy=None):
+                 temperature="auto", rank=20, map_strategy=None):
         self.subset_of_weights = subset_of_weights
         self.hessian_structure = hessian_structure
         self.prior_precision = prior_precision
@@ -765,14 +828,17 @@ class Laplace(BaseStrategy):
         self.prior_precision_per_layer = prior_precision_per_layer
         self.predictive = predictive
         self.n_predictive_draws = n_predictive_draws
+        self.temperature = temperature
         self.rank = rank
         self.map_strategy = map_strategy
 
     def config(self, model) -> LaplaceConfig:
         dtype = jnp.result_type(float)
         delta = model.prior.alpha if self.prior_precision is None else self.prior_precision
+        temperature = np.nan if self.temperature == "auto" else self.temperature
         return LaplaceConfig(
             prior_precision=jnp.asarray(delta, dtype=dtype),
+            temperature=jnp.asarray(temperature, dtype=dtype),
             subset_of_weights=self.subset_of_weights,
             hessian_structure=self.hessian_structure,
             optimize_prior_precision=bool(self.optimize_prior_precision),

@@ -101,8 +101,12 @@ def _epoch(model, config, state, data, rng_key, epoch, batch_size, shuffle):
 
 
 def run(model, data: Data, config: MAPConfig, key, *, training: Training,
-        init_params=None, validation: Data | None = None) -> InferenceResult:
-    """Train the MAP for up to ``training.max_iter`` epochs with scikit-learn's stopping rule."""
+        init_params=None, validation: Data | None = None, name="map") -> InferenceResult:
+    """Train the MAP for up to ``training.max_iter`` epochs with scikit-learn's stopping rule.
+
+    ``name``: the strategy the user chose, for the warnings (Laplace and NUTS
+    train a MAP too).
+    """
     config = with_decay_steps(config, training, data)
     key_init, key_epochs = jax.random.split(key)
     state = _init(model, config, key_init, data.X.shape[1:], init_params)
@@ -116,11 +120,11 @@ def run(model, data: Data, config: MAPConfig, key, *, training: Training,
         if monitor.update(loss, state.params):
             break
     params = monitor.best_params if monitor.best_params is not None else state.params
-    check_finite(params, strategy="map", advice=(
+    check_finite(params, strategy=name, advice=(
         "Lower learning_rate_init, raise alpha, or scale the inputs "
         "(e.g. with StandardScaler)."
     ))
-    monitor.warn_if_not_converged("map")
+    monitor.warn_if_not_converged(name)
     n_iter = len(monitor.loss_curve)
     draws = jax.tree.map(lambda x: np.asarray(x)[None, None], params)
     return InferenceResult(

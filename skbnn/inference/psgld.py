@@ -21,11 +21,34 @@ The step size is constant or decays polynomially from ``step_size`` to
 ``step_size_final`` over the run (jax-sgmc's ``polynomial_step_size_first_last``).
 The first ``burn_in`` share of the steps is discarded; of the rest, ``n_draws``
 evenly spaced states per chain are kept (thinning), the last one at the last
-step. Chains are vmapped, share the minibatch order and differ in their start
+step. When the budget has fewer steps after burn-in than draws to keep, the
+run keeps what it can and warns with the ``max_iter`` that would keep them
+all. Chains are vmapped, share the minibatch order and differ in their start
 and their noise; with several devices the chain axis is sharded over them.
+
+``temperature="auto"`` (the default) chooses the posterior temperature on
+data. During the first two thirds of burn-in there is one group of
+``n_chains`` chains per temperature of :data:`~.base.TEMPERATURE_LADDER`
+(1, 1/4, 1/16, 1/64), all vmapped together; the rows are split into one fold
+per chain and chain ``c`` of every group holds fold ``c`` back
+(cross-fitting: every row scores every temperature, as in cross-validation;
+one chain holds back ``validation_fraction`` of the rows). Each temperature
+is scored by the held-back rows' log predictive density under the states of
+the chain that did not see them, and the warmest temperature within two
+standard errors of the best is kept (the untempered posterior unless the
+data say otherwise; :func:`~.base.choose_temperature`). Its chains go on
+with all rows; the other groups stop. The search costs about as much as the
+rest of the run. Classification data sets, whose labels are curated, usually
+choose a cold posterior (Aitchison, 2021; Wenzel et al., 2020); regression
+sets choose 1 or a mildly cold one.
+
+After the run, :mod:`skbnn.diagnostics` computes split R-hat and effective
+sample sizes on the parameters and on the per-row log-likelihood of up to 256
+training rows, and warns when the chains disagree on those predictions.
 """
 
 import math
+import warnings
 from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -35,13 +58,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from sklearn.exceptions import ConvergenceWarning
 
+from .. import diagnostics
 from .._types import Params
 from ..posterior import SamplePosterior
 from ..utils._io import serializable
 from ..utils._random import normal_like
-from ..utils._sklearn_compat import Interval
+from ..utils._sklearn_compat import Interval, StrOptions
 from .base import (
+    TEMPERATURE_LADDER,
     BaseStrategy,
     Data,
     EpochMonitor,
@@ -49,6 +75,7 @@ from .base import (
     Training,
     chain_sharding,
     check_finite,
+    choose_temperature,
     count_batches,
     scan_minibatches,
     start_positions,
@@ -59,10 +86,15 @@ __all__ = [
     "PSGLDConfig",
     "PSGLDInfo",
     "PSGLDState",
+    "TEMPERATURE_LADDER",
+    "diagnose",
+    "epochs_for_all_draws",
     "init",
+    "kept_draws",
     "langevin_update",
     "preconditioner",
     "run",
+    "save_plan",
     "step",
     "step_size_schedule",
 ]
@@ -169,8 +201,8 @@ def langevin_update(rng_key, params, grad, precond, step_size, temperature):
 
 
 def step(rng_key, state: PSGLDState, batch, *, model, config: PSGLDConfig, schedule,
-         data_size, n_eff, adapt=True):
-    """One pSGLD step for one chain.
+         data_size, n_eff, temperature, adapt=True):
+    """One pSGLD step for one chain at ``temperature``.
 
     While ``adapt``, the preconditioner follows the moving average ``V`` as in
     RMSprop. Afterwards it uses ``max(V_end, V)``, with ``V_end`` the average
@@ -189,7 +221,7 @@ def step(rng_key, state: PSGLDState, batch, *, model, config: PSGLDConfig, sched
     used = jax.tree.map(jnp.maximum, floor, sq_hat)
     precond = preconditioner(used, eps=config.eps, data_size=n_eff)
     h = schedule(state.count)
-    params = langevin_update(rng_key, state.params, grad, precond, h, config.temperature)
+    params = langevin_update(rng_key, state.params, grad, precond, h, temperature)
     new_state = PSGLDState(params, sq_grad_avg, floor, count)
     return new_state, PSGLDInfo(-logdensity / n_eff, h)
 
@@ -203,38 +235,82 @@ def _store(draws, params, plan: SavePlan, step_number):
     return jax.tree.map(lambda buf, p: buf.at[:, slot].set(p, mode="drop"), draws, params)
 
 
-@partial(jax.jit, static_argnames=("input_shape",))
-def _init(model, config, rng_key, input_shape, init_params):
-    params = start_positions(model, rng_key, input_shape, config.n_chains, init_params)
-    draws = jax.tree.map(
-        lambda p: jnp.zeros((config.n_chains, config.n_draws, *p.shape[1:]), p.dtype), params
-    )
-    return jax.vmap(init)(params), draws
+@partial(jax.jit, static_argnames=("input_shape", "n_chains"))
+def _init(model, rng_key, input_shape, init_params, n_chains):
+    """``n_chains`` chain states; a warm start's chains are repeated to fill them."""
+    if init_params is not None:
+        lead = jax.tree.leaves(init_params)[0].shape[0]
+        reference = jax.eval_shape(lambda: model.init(rng_key, input_shape))
+        chained = jax.tree.leaves(init_params)[0].ndim == jax.tree.leaves(reference)[0].ndim + 1
+        if chained and lead != n_chains and n_chains % lead == 0:
+            init_params = jax.tree.map(lambda x: jnp.tile(x, (n_chains // lead,) + (1,) * (x.ndim - 1)),
+                                       init_params)
+    params = start_positions(model, rng_key, input_shape, n_chains, init_params)
+    return jax.vmap(init)(params)
+
+
+@partial(jax.jit, static_argnames=("n_draws",))
+def _empty_draws(params, n_draws):
+    return jax.tree.map(lambda p: jnp.zeros((p.shape[0], n_draws, *p.shape[1:]), p.dtype), params)
 
 
 @partial(jax.jit, static_argnames=("batch_size", "shuffle"), donate_argnums=(2, 3))
-def _epoch(model, config, states, draws, data, rng_key, epoch, plan, batch_size, shuffle):
+def _epoch(model, config, states, draws, data, rng_key, epoch, plan, temperatures, batch_size,
+           shuffle):
+    """One epoch of every chain. ``data.weight`` is ``(n_rows, n_chains)``: each chain's
+    row weights (zero for the rows a chain holds back), and ``temperatures`` ``(n_chains,)``.
+    ``draws`` None: nothing is stored (the temperature search)."""
     rng_key = jax.random.fold_in(rng_key, epoch)
     data_size = data.X.shape[0]
-    n_eff = jnp.sum(data.weight)
+    n_eff = jnp.sum(data.weight, axis=0)
     schedule = step_size_schedule(config, plan)
     one_chain = partial(step, model=model, config=config, schedule=schedule,
-                        data_size=data_size, n_eff=n_eff)
+                        data_size=data_size)
 
     def step_fn(key, carry, batch):
         states, draws = carry
-        keys = jax.random.split(key, config.n_chains)
+        keys = jax.random.split(key, temperatures.shape[0])
         cycle, _ = _cycle_position(plan, states.count[0] + 1)
         adapt = states.count[0] + 1 <= plan.adapt_ends[cycle]
-        states, info = jax.vmap(partial(one_chain, adapt=adapt), in_axes=(0, 0, None))(
-            keys, states, batch
-        )
-        return (states, _store(draws, states.params, plan, states.count[0])), info
+        states, info = jax.vmap(
+            lambda k, s, w, n, t: one_chain(k, s, batch._replace(weight=w), n_eff=n,
+                                            temperature=t, adapt=adapt),
+        )(keys, states, batch.weight.T, n_eff, temperatures)
+        if draws is not None:
+            draws = _store(draws, states.params, plan, states.count[0])
+        return (states, draws), info
 
     (states, draws), info = scan_minibatches(
         step_fn, (states, draws), data, rng_key, batch_size, shuffle
     )
     return states, draws, jnp.mean(info.loss), info.step_size[-1, 0]
+
+
+@jax.jit
+def _chain_loglik(model, params, X, y):
+    """Per-row log-likelihood under each chain's current parameters: ``(n_chains, n_rows)``."""
+    return jax.vmap(lambda p: model.log_likelihood(p, X, y))(params)
+
+
+@jax.jit
+def _draw_loglik(model, draws, X, y):
+    """Per-row log-likelihood under every draw: ``(n_chains, n_draws, n_rows)``."""
+    return jax.vmap(lambda chain: jax.lax.map(lambda p: model.log_likelihood(p, X, y), chain))(
+        draws)
+
+
+def _plan_cycles(total_steps, n_cycles, n_draws, burn_in):
+    """Per cycle: ``(start, end, n_burn, kept, thin)``, keeping at most ``n_draws`` in all."""
+    ends = [(c + 1) * total_steps // n_cycles for c in range(n_cycles)]
+    starts = [0, *ends[:-1]]
+    per_cycle = [n_draws // n_cycles + (c >= n_cycles - n_draws % n_cycles)
+                 for c in range(n_cycles)]
+    cycles = []
+    for start, end, k in zip(starts, ends, per_cycle):
+        n_burn = min(math.floor(burn_in * (end - start)), end - start - 1)
+        kept = max(1, min(k, end - start - n_burn))
+        cycles.append((start, end, n_burn, kept, (end - start - n_burn) // kept))
+    return cycles
 
 
 def save_plan(config: PSGLDConfig, total_steps: int) -> SavePlan:
@@ -243,50 +319,207 @@ def save_plan(config: PSGLDConfig, total_steps: int) -> SavePlan:
     The run is split into ``n_cycles`` equal cycles (one by default). In each,
     the first ``burn_in`` share of the steps is discarded (and is where the
     preconditioner adapts); the cycle's share of the ``n_draws`` draws is kept
-    evenly spaced over the rest, the last at the cycle's last step. Raises when
-    a cycle has fewer steps after burn-in than draws to keep.
+    evenly spaced over the rest, the last at the cycle's last step. A cycle
+    with fewer steps after burn-in than its share keeps one draw per step
+    (at least its last step): see :func:`kept_draws`.
     """
     n_cycles, n_draws = config.n_cycles, config.n_draws
-    burn_in = float(config.burn_in)
     if n_draws < n_cycles:
         raise ValueError(
             f"PSGLD keeps n_draws={n_draws} draws per chain over n_cycles={n_cycles} cycles; "
             "keep at least one draw per cycle (raise n_draws or lower n_cycles)."
         )
-    ends = [(c + 1) * total_steps // n_cycles for c in range(n_cycles)]
-    starts = [0, *ends[:-1]]
-    per_cycle = [n_draws // n_cycles + (c >= n_cycles - n_draws % n_cycles)
-                 for c in range(n_cycles)]
+    if total_steps < n_cycles:
+        raise ValueError(
+            f"PSGLD splits the run into n_cycles={n_cycles} cycles, but the run has only "
+            f"{total_steps} steps. Raise max_iter or lower n_cycles."
+        )
+    cycles = _plan_cycles(total_steps, n_cycles, n_draws, float(config.burn_in))
     adapt_ends, save_steps = [], []
-    for start, end, k in zip(starts, ends, per_cycle):
-        n_burn = math.floor(burn_in * (end - start))
-        thin = (end - start - n_burn) // k
-        if thin < 1:
-            where = "" if n_cycles == 1 else f" of each of the {n_cycles} cycles"
-            raise ValueError(
-                f"PSGLD keeps n_draws={n_draws} draws per chain, but only "
-                f"{end - start - n_burn} of the {end - start} steps{where} follow burn-in "
-                f"(burn_in={burn_in:g}). Raise max_iter, lower burn_in or lower n_draws."
-            )
+    for start, end, n_burn, kept, thin in cycles:
         adapt_ends.append(start + max(n_burn, 1) if config.freeze_preconditioner else end)
-        save_steps.extend(end - (k - 1 - j) * thin for j in range(k))
+        save_steps.extend(end - (kept - 1 - j) * thin for j in range(kept))
     as_int = partial(jnp.asarray, dtype=jnp.int32)
-    return SavePlan(as_int(total_steps), as_int(ends), as_int(adapt_ends), as_int(save_steps))
+    return SavePlan(as_int(total_steps), as_int([c[1] for c in cycles]),
+                    as_int(adapt_ends), as_int(save_steps))
+
+
+def kept_draws(config: PSGLDConfig, total_steps: int) -> int:
+    """Draws per chain a run of ``total_steps`` steps keeps: ``n_draws`` when it has room."""
+    return sum(c[3] for c in _plan_cycles(total_steps, config.n_cycles, config.n_draws,
+                                          float(config.burn_in)))
+
+
+def epochs_for_all_draws(config: PSGLDConfig, steps_per_epoch: int, max_iter: int) -> int:
+    """Smallest number of epochs whose run keeps all ``n_draws`` draws per chain."""
+    epochs = max_iter
+    while kept_draws(config, epochs * steps_per_epoch) < config.n_draws:
+        epochs = max(epochs + 1, int(epochs * 1.1))
+    lo = max_iter
+    while lo < epochs:  # the smallest such count (kept draws only grow with steps)
+        mid = (lo + epochs) // 2
+        if kept_draws(config, mid * steps_per_epoch) >= config.n_draws:
+            epochs = mid
+        else:
+            lo = mid + 1
+    return epochs
+
+
+class _TemperatureSearch:
+    """``temperature="auto"``: the groups of chains, the rows they hold back, the scores.
+
+    During the first ``n_epochs`` epochs (two thirds of burn-in) there is one
+    group of ``n_chains`` chains per temperature of the ladder, all vmapped
+    together. The rows are split into one fold per chain and chain ``c`` of
+    every group holds fold ``c`` back, so every row is held back by exactly
+    one chain of each group and scores its temperature (cross-fitting); with
+    one chain, it holds back ``validation_fraction`` of the rows. The last
+    quarter (at least three) of the search's epochs score a temperature: each
+    held-back row's log predictive density under the states of the chain of
+    its group that did not see it, at the ends of those epochs. The chosen group's chains go on; the others stop.
+    """
+
+    def __init__(self, data: Data, key, *, n_chains, n_epochs, validation_fraction, dtype):
+        n_rows = data.X.shape[0]
+        self.ladder = np.asarray(TEMPERATURE_LADDER, dtype=dtype)
+        self.n_chains = n_chains
+        self.n_groups = len(self.ladder)
+        self.n_epochs = n_epochs
+        self.active = n_epochs >= 1 and n_rows >= 4
+        if not self.active:
+            return
+        order = np.asarray(jax.random.permutation(key, n_rows))
+        if n_chains == 1:
+            n_val = min(n_rows - 2, max(1, round(validation_fraction * n_rows)))
+            fold = np.full(n_rows, -1)
+            fold[order[:n_val]] = 0
+        else:
+            fold = np.empty(n_rows, dtype=int)
+            fold[order] = np.arange(n_rows) % n_chains
+        weight = np.asarray(data.weight)
+        held = fold[:, None] == np.arange(n_chains)[None, :]  # (n_rows, n_chains)
+        per_chain = np.where(held, 0.0, weight[:, None])
+        self.holdout_weight = jnp.asarray(np.tile(per_chain, (1, self.n_groups)),
+                                          dtype=data.weight.dtype)
+        self.temperatures = jnp.asarray(np.repeat(self.ladder, n_chains), dtype=dtype)
+        self.fold = fold
+        self.weight = weight.astype(np.float64)
+        self.X, self.y = data.X, data.y
+        self.rows = np.flatnonzero(fold >= 0)
+        self.scores = []  # per recorded epoch: (n_groups, n_scored_rows) log densities
+        self.chosen = None
+        self.means = {}
+
+    def record(self, epoch, model, params):
+        """After ``epoch``: score the chains' states if it is in the last quarter (at
+        least three epochs) of the search. A log predictive density from few draws
+        of a spread-out posterior is biased low (the log of a noisy mean), so
+        warm temperatures need many states to be scored fairly."""
+        if epoch < self.n_epochs - max(3, self.n_epochs // 4):
+            return
+        rows = self.rows
+        loglik = np.asarray(_chain_loglik(model, params, self.X[rows], self.y[rows]), np.float64)
+        loglik = loglik.reshape(self.n_groups, self.n_chains, rows.size)
+        # each row scored by the chain of each group that held it back
+        self.scores.append(loglik[:, self.fold[rows], np.arange(rows.size)])
+
+    def choose(self):
+        """Index of the chosen temperature's group (:func:`~.base.choose_temperature`)."""
+        stack = np.stack(self.scores)  # (states, groups, rows): a mixture over the states
+        per_row = np.logaddexp.reduce(stack, axis=0) - np.log(stack.shape[0])
+        self.chosen, self.means = choose_temperature(
+            {float(t): row for t, row in zip(self.ladder, per_row)}, self.weight[self.rows])
+        return int(np.flatnonzero(self.ladder == self.chosen)[0])
+
+    def group(self, states, g):
+        """The chains of group ``g``."""
+        c = self.n_chains
+        return jax.tree.map(lambda x: x[g * c:(g + 1) * c], states)
+
+
+def _chain_params_names(template):
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
+        base = "/".join(str(getattr(k, "key", k)) for k in path)
+        shape = np.shape(leaf)
+        names.extend(
+            f"{base}[{', '.join(map(str, idx))}]" if shape else base for idx in np.ndindex(shape)
+        )
+    return names
+
+
+def _unravel_like(flat, template, lead):
+    leaves, treedef = jax.tree.flatten(template)
+    sizes = [int(np.prod(np.shape(x))) for x in leaves]
+    parts = np.split(flat, np.cumsum(sizes)[:-1], axis=-1) if len(sizes) > 1 else [flat]
+    return jax.tree.unflatten(
+        treedef, [p.reshape((*lead, *np.shape(x))) for p, x in zip(parts, leaves)])
+
+
+def diagnose(model, draws, data: Data, key) -> dict:
+    """R-hat and effective sample size on the parameters and on predictions.
+
+    ``draws``: the posterior's draws, leaves ``(n_chains, n_draws, ...)``.
+    The predictions are the per-row log-likelihoods of up to
+    :data:`~skbnn.diagnostics.N_PREDICTION_ROWS` training rows (a fixed
+    random subset).
+    """
+    leaves = jax.tree.leaves(draws)
+    n_chains, n_draws = leaves[0].shape[:2]
+    flat = np.concatenate([np.asarray(x, np.float64).reshape(n_chains, n_draws, -1)
+                           for x in leaves], axis=-1)
+    template = jax.tree.map(lambda x: x[0, 0], draws)
+    params = diagnostics.parameter_diagnostics(flat, _chain_params_names(template))
+    params["rhat"] = _unravel_like(params["rhat"], template, ())
+    params["ess"] = _unravel_like(params["ess"], template, ())
+    n_rows = data.X.shape[0]
+    rows = np.sort(np.asarray(jax.random.permutation(key, n_rows))[:diagnostics.N_PREDICTION_ROWS])
+    rows = rows[np.asarray(data.weight)[rows] > 0]
+    loglik = np.asarray(_draw_loglik(model, draws, data.X[rows], data.y[rows]), np.float64)
+    return {**params, **diagnostics.prediction_diagnostics(loglik)}
 
 
 def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         init_params=None, validation: Data | None = None) -> InferenceResult:
-    """Run ``config.n_chains`` pSGLD chains for ``training.max_iter`` epochs."""
+    """Run ``config.n_chains`` pSGLD chains for ``training.max_iter`` epochs.
+
+    ``config.temperature`` NaN means ``"auto"``: see the module notes.
+    """
     del validation  # a sampler runs its whole budget; see PSGLD.run
     n_rows = data.X.shape[0]
-    total_steps = training.max_iter * count_batches(n_rows, training.batch_size)
+    steps_per_epoch = count_batches(n_rows, training.batch_size)
+    total_steps = training.max_iter * steps_per_epoch
+    problems = []
+    kept = kept_draws(config, total_steps)
+    if kept < config.n_draws:
+        needed = epochs_for_all_draws(config, steps_per_epoch, training.max_iter)
+        problems.append(
+            f"only {kept} of n_draws={config.n_draws} draws per chain were kept: "
+            f"{training.max_iter} epochs of {steps_per_epoch} steps leave too few steps after "
+            f"burn_in={float(config.burn_in):g}. max_iter={needed} would keep them all."
+        )
+        config = config.replace(n_draws=kept)
     plan = save_plan(config, total_steps)
-    key_init, key_epochs = jax.random.split(key)
-    states, draws = _init(model, config, key_init, data.X.shape[1:], init_params)
-    chains, replicated = chain_sharding(config.n_chains)
-    if chains is not None:
-        states, draws = jax.device_put((states, draws), chains)
-        data = jax.device_put(data, replicated)
+    key_init, key_epochs, key_val, key_diag = jax.random.split(key, 4)
+    dtype = jnp.result_type(float)
+    input_shape = data.X.shape[1:]
+    search = None
+    if bool(jnp.isnan(config.temperature)):  # "auto"
+        burn_epochs = math.floor(float(config.burn_in) * training.max_iter)
+        search = _TemperatureSearch(
+            data, key_val, n_chains=config.n_chains, n_epochs=(2 * burn_epochs) // 3,
+            validation_fraction=training.validation_fraction, dtype=dtype)
+        if not search.active:
+            problems.append(
+                f"temperature='auto' compares temperatures in the first two thirds of "
+                f"burn-in, and {training.max_iter} epochs at burn_in={float(config.burn_in):g} "
+                f"leave none; the chains ran at temperature 1. Raise max_iter to "
+                f"{math.ceil(3 / (2 * float(config.burn_in))) if float(config.burn_in) else 'more'}"
+                " at least, or set a temperature."
+            )
+            search = None
+    temperature = jnp.asarray(1.0 if bool(jnp.isnan(config.temperature))
+                              else config.temperature, dtype=dtype)
 
     monitor = EpochMonitor(training, stopping=False)
     save_steps = np.asarray(plan.save_steps)
@@ -294,10 +527,14 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         f"Lower step_size (now {float(config.step_size):g}), raise alpha, or scale the "
         "inputs (e.g. with StandardScaler)."
     )
-    for epoch in range(training.max_iter):
+
+    def one_epoch(states, draws, epoch_data, epoch, temperatures, sharding):
+        if sharding[0] is not None:
+            epoch_data = jax.device_put(epoch_data, sharding[1])
+            temperatures = jax.device_put(temperatures, sharding[0])
         states, draws, loss, h = _epoch(
-            model, config, states, draws, data, key_epochs, epoch, plan,
-            training.batch_size, training.shuffle,
+            model, config, states, draws, epoch_data, key_epochs, epoch, plan,
+            temperatures, training.batch_size, training.shuffle,
         )
         loss = float(loss)
         if not math.isfinite(loss):
@@ -305,21 +542,68 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
                 f"Inference with 'psgld' diverged at epoch {epoch + 1}: the log posterior "
                 f"is no longer finite. {advice}"
             )
-        done = (epoch + 1) * count_batches(n_rows, training.batch_size)
-        kept = int(np.searchsorted(save_steps, done, side="right"))
-        monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = {kept}")
+        return states, draws, loss, h
+
+    first = 0
+    if search is not None:
+        n_all = search.n_groups * config.n_chains
+        sharding = chain_sharding(n_all)
+        states = _init(model, key_init, input_shape, init_params, n_all)
+        if sharding[0] is not None:
+            states = jax.device_put(states, sharding[0])
+        holdout = data._replace(weight=search.holdout_weight)
+        for epoch in range(search.n_epochs):
+            states, _, loss, h = one_epoch(states, None, holdout, epoch,
+                                           search.temperatures, sharding)
+            search.record(epoch, model, states.params)
+            extra = ""
+            if epoch == search.n_epochs - 1:
+                states = jax.device_get(search.group(states, search.choose()))
+                temperature = jnp.asarray(search.chosen, dtype=dtype)
+                extra = f", temperature = {search.chosen:g} (chosen)"
+            monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = 0{extra}")
+        first = search.n_epochs
+    else:
+        states = _init(model, key_init, input_shape, init_params, config.n_chains)
+
+    sharding = chain_sharding(config.n_chains)
+    draws = _empty_draws(states.params, config.n_draws)
+    if sharding[0] is not None:
+        states, draws = jax.device_put((states, draws), sharding[0])
+    all_rows = data._replace(weight=jnp.broadcast_to(data.weight[:, None],
+                                                     (n_rows, config.n_chains)))
+    temperatures = jnp.broadcast_to(temperature, (config.n_chains,))
+    for epoch in range(first, training.max_iter):
+        states, draws, loss, h = one_epoch(states, draws, all_rows, epoch, temperatures,
+                                           sharding)
+        done = (epoch + 1) * steps_per_epoch
+        n_kept = int(np.searchsorted(save_steps, done, side="right"))
+        monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = {n_kept}")
     check_finite(draws, strategy="psgld", advice=advice)
+    draws = jax.device_get(draws)
+    diagnostics_ = diagnose(model, draws, data, key_diag)
+    diagnostics_.update({
+        "n_steps": total_steps,
+        "n_cycles": config.n_cycles,
+        "save_steps": save_steps,
+        "n_devices": 1 if sharding[0] is None else len(sharding[0].mesh.devices.flat),
+        "temperature": float(temperature),
+    })
+    if search is not None:
+        diagnostics_["temperature_scores"] = {str(t): v for t, v in search.means.items()}
+    problems += diagnostics.prediction_problems(diagnostics_, linear=model.network.is_linear,
+                                                advice=(
+        f"Raise max_iter (now {training.max_iter}) so that the chains run longer"
+        + (", or raise burn_in" if float(config.burn_in) < 0.5 else "") + "."
+    ))
+    if problems:
+        warnings.warn("PSGLD (inference='psgld'): " + " ".join(
+            p[0].upper() + p[1:] for p in problems), ConvergenceWarning)
     return InferenceResult(
-        posterior=SamplePosterior(jax.device_get(draws)),
+        posterior=SamplePosterior(draws),
         loss_curve=monitor.loss_curve,
         n_iter=training.max_iter,
-        diagnostics={
-            "n_steps": total_steps,
-            "n_cycles": config.n_cycles,
-            "save_steps": save_steps,
-            "n_devices": 1 if chains is None else len(chains.mesh.devices.flat),
-        },
-        n_steps=total_steps,
+        diagnostics=diagnostics_,
     )
 
 
@@ -341,7 +625,8 @@ class PSGLD(BaseStrategy):
         Share of the steps (of each cycle) discarded before draws are kept.
     n_draws : int, default=20
         Draws kept per chain, evenly spaced over the steps after burn-in
-        (shared out between the cycles).
+        (shared out between the cycles). A run with fewer steps after burn-in
+        keeps fewer and warns with the ``max_iter`` that would keep them all.
     n_cycles : int, default=1
         Cyclical step size (cSG-MCMC, Zhang et al., 2020): split the run into
         this many cycles whose step size falls from ``step_size`` to
@@ -349,10 +634,18 @@ class PSGLD(BaseStrategy):
         that can leave the current mode, so one chain visits several modes.
         Unlike Zhang et al., the noise stays on in every stage, so every step
         is a Langevin step.
-    n_chains : int, default=1
-        Independent chains, vmapped (and sharded over devices when several are visible).
-    temperature : float, default=1.0
+    n_chains : int, default=4
+        Independent chains, vmapped (and sharded over devices when several are
+        visible). Several chains make the R-hat diagnostics meaningful and
+        average over several modes of the network's posterior.
+    temperature : float or "auto", default="auto"
         Posterior temperature ``T``: the chains target ``p(theta | data)^(1/T)``.
+        "auto" chooses it from ``TEMPERATURE_LADDER`` (1, 1/4, 1/16, 1/64) by
+        cross-fitting during the first two thirds of burn-in: the warmest
+        temperature whose held-back log predictive density is within two
+        standard errors of the best (see the module notes). The chosen value
+        is the fitted estimator's ``temperature_``. A float fixes it; 1 is the
+        Bayes posterior.
     rms_decay : float, default=0.99
         Decay of the moving average of squared gradients (Li et al.'s alpha).
     eps : float, default=1e-5
@@ -363,7 +656,7 @@ class PSGLD(BaseStrategy):
         shrink (where gradients grow beyond their burn-in size, for stability)
         but not grow. Li et al. adapt throughout and drop the correction term
         that a changing preconditioner needs; that overstates the posterior
-        spread (by about 10% on a linear-Gaussian model). With a preconditioner
+        spread on a linear-Gaussian model. With a preconditioner
         that stays put once the chain is stationary, the dynamics target the
         posterior up to the step-size and minibatch errors.
 
@@ -371,9 +664,23 @@ class PSGLD(BaseStrategy):
     -----
     A sampler runs its whole budget of ``max_iter`` epochs: ``tol`` and
     ``n_iter_no_change`` do not apply and ``early_stopping=True`` is refused.
+    The fitted estimator reports split R-hat and effective sample sizes on
+    the parameters (``rhat_``, ``ess_``, ``max_rhat_``, ``min_ess_``) and on
+    the per-row log-likelihood of up to 256 training rows
+    (``prediction_rhat_``, ``prediction_ess_``, ``max_prediction_rhat_``,
+    ``min_prediction_ess_``), and warns (``ConvergenceWarning``) when the
+    chains disagree on those predictions. In a network with hidden layers,
+    chains settle in different modes (hidden units permuted), so parameter
+    R-hat is large even when the chains agree on every prediction: the
+    predictions are what to watch.
     """
 
     name = "psgld"
+
+    #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
+    fitted_diagnostics = ("rhat", "ess", "max_rhat", "min_ess", "prediction_rhat",
+                          "prediction_ess", "max_prediction_rhat", "min_prediction_ess",
+                          "temperature")
 
     _parameter_constraints = {
         "step_size": [Interval(Real, 0, None, closed="neither"), None],
@@ -383,14 +690,14 @@ class PSGLD(BaseStrategy):
         "n_draws": [Interval(Integral, 1, None, closed="left")],
         "n_chains": [Interval(Integral, 1, None, closed="left")],
         "n_cycles": [Interval(Integral, 1, None, closed="left")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "rms_decay": [Interval(Real, 0, 1, closed="left")],
         "eps": [Interval(Real, 0, None, closed="neither")],
         "freeze_preconditioner": ["boolean"],
     }
 
     def __init__(self, *, step_size=None, step_size_final=None, step_size_power=0.33,
-                 burn_in=0.5, n_draws=20, n_chains=1, n_cycles=1, temperature=1.0,
+                 burn_in=0.5, n_draws=20, n_chains=4, n_cycles=1, temperature="auto",
                  rms_decay=0.99, eps=1e-5, freeze_preconditioner=True):
         self.step_size = step_size
         self.step_size_final = step_size_final
@@ -410,10 +717,11 @@ class PSGLD(BaseStrategy):
             last = self.step_size_final
         else:
             last = 0.0 if self.n_cycles > 1 else first
+        temperature = math.nan if self.temperature == "auto" else self.temperature
         dtype = jnp.result_type(float)
         return PSGLDConfig(
             *(jnp.asarray(v, dtype=dtype) for v in (
-                first, last, self.step_size_power, self.temperature, self.rms_decay, self.eps,
+                first, last, self.step_size_power, temperature, self.rms_decay, self.eps,
                 self.burn_in,
             )),
             decay=self.step_size_final is not None and last != first,

@@ -45,6 +45,7 @@ with the local reparameterisation of the first Dense layer: see there.
 """
 
 import math
+import warnings
 from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -55,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct, traverse_util
+from sklearn.exceptions import ConvergenceWarning
 
 from ..posterior import GaussianPosterior, _map_chunks, map_draws
 from ..utils._io import serializable
@@ -63,6 +65,7 @@ from ..utils._sklearn_compat import Interval, StrOptions
 from . import map as map_
 from .base import (
     LEARNING_RATE_SCHEDULES,
+    TEMPERATURE_LADDER,
     BaseStrategy,
     Data,
     EpochMonitor,
@@ -70,9 +73,12 @@ from .base import (
     Training,
     adam,
     check_finite,
-    count_batches,
+    choose_temperature,
+    holdout_rows,
+    posterior_log_density,
     scan_minibatches,
     single_start,
+    split_rows,
     with_decay_steps,
 )
 
@@ -283,7 +289,7 @@ def _first_dense_moments(module, x, posterior):
     if module.use_bias:
         out_mean = out_mean + mu["bias"]
         out_var = out_var + jnp.square(sd["bias"])
-    return out_mean, jnp.sqrt(out_var)
+    return out_mean, jnp.sqrt(out_var * posterior.temperature)
 
 
 def _first_dense_path(model, input_shape):
@@ -307,12 +313,13 @@ def _sample_but_one_layer(posterior, rng_key, n_draws, path):
     scale = _drop_path(posterior.factors["scale"], skip)
     noise = normal_like(rng_key, jax.tree.map(lambda m: jnp.zeros((n_draws, *m.shape), m.dtype),
                                               mean))
-    return jax.tree.map(lambda m, sd, e: m + sd * e, mean, scale, noise)
+    root = jnp.sqrt(jnp.asarray(posterior.temperature))
+    return jax.tree.map(lambda m, sd, e: m + root * sd * e, mean, scale, noise)
 
 
 @partial(jax.jit, static_argnums=5)
 def _local_predict_chunk(model, posterior, draws, rng_key, X, path):
-    n_draws = jax.tree.leaves(draws)[0].shape[0]
+    n_draws = posterior.n_predictive_draws
     # Each row walks through one pool of n_draws noise vectors from its own
     # starting point (from its hash): a row's draws use n_draws independent
     # vectors, each independent of the weights drawn with it, so every row's
@@ -543,24 +550,131 @@ def _map_warm_start(model, data, config, key, training, init_params):
     return state.params
 
 
+@partial(jax.jit, static_argnames=("batch_size", "shuffle"))
+def _group_epoch(model, config, states, data, rng_key, epoch, kl_weights, batch_size, shuffle):
+    """One epoch of several variational posteriors, one per ``kl_weights`` entry (vmapped)."""
+    rng_key = jax.random.fold_in(rng_key, epoch)
+    data_size = data.X.shape[0]
+    n_eff = jnp.sum(data.weight)
+
+    def step_fn(key, states, batch):
+        keys = jax.random.split(key, kl_weights.shape[0])
+        return jax.vmap(lambda k, s, w: step(k, s, batch, model=model,
+                                             config=config.replace(kl_weight=w),
+                                             data_size=data_size, n_eff=n_eff))(
+            keys, states, kl_weights)
+
+    states, info = scan_minibatches(step_fn, states, data, rng_key, batch_size, shuffle)
+    return states, jnp.mean(info.loss, axis=0)
+
+
+#: Epochs at the end of a run whose loss is compared with the epochs before them
+#: to tell whether the ELBO has settled (at least this many, or a tenth of the run).
+SETTLE_EPOCHS = 5
+
+
+def elbo_settled(loss_curve, tol=0.0):
+    """Whether the negative ELBO has stopped falling: ``(settled, drop, noise)``.
+
+    Compares the mean loss of the last ``k`` epochs (a tenth of the run, at
+    least :data:`SETTLE_EPOCHS`) with that of the ``k`` before: it has settled
+    when the drop is within two standard errors of the epochs' own noise, or
+    below ``tol``. Runs shorter than ``2 k`` epochs have not settled.
+    """
+    curve = np.asarray(loss_curve, dtype=np.float64)
+    k = max(SETTLE_EPOCHS, curve.size // 10)
+    if curve.size < 2 * k:
+        return False, float("nan"), float("nan")
+    before, last = curve[-2 * k:-k], curve[-k:]
+    drop = float(before.mean() - last.mean())
+    noise = float(np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / k))
+    return drop <= max(2.0 * noise, tol), drop, noise
+
+
+def _posterior(config, variational, key_data):
+    mean, scale = variational
+    posterior_class = MeanFieldPosterior if config.local_predictive else GaussianPosterior
+    return posterior_class(
+        mean=jax.device_get(mean), factors={"scale": jax.device_get(scale)},
+        key_data=np.asarray(key_data), structure="diag",
+        n_predictive_draws=config.n_predictive_draws,
+    )
+
+
+def _choose_kl_weight(model, data, config, key, training, init_params, monitor):
+    """``kl_weight="auto"``: one variational posterior per temperature, trained together
+    on the rows not held back for the first quarter of the epochs, scored on the others.
+
+    Returns the chosen weight, the chosen group's state, the epochs run and the scores.
+    """
+    key_rows, key_init, key_epochs, key_predict = jax.random.split(key, 4)
+    held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
+    fit, val = split_rows(data, held)
+    n_epochs = max(1, training.max_iter // 4)
+    ladder = jnp.asarray(TEMPERATURE_LADDER, dtype=jnp.result_type(float))
+    state = _init(model, config, key_init, data.X.shape[1:], init_params)
+    states = jax.tree.map(lambda x: jnp.broadcast_to(x, (ladder.shape[0], *jnp.shape(x))), state)
+    curves = []
+    for epoch in range(n_epochs):
+        states, losses = _group_epoch(model, config, states, fit, key_epochs, epoch, ladder,
+                                      training.batch_size, training.shuffle)
+        losses = np.asarray(losses)
+        if not np.all(np.isfinite(losses)):
+            raise ValueError(
+                f"Inference with 'vi' diverged at epoch {epoch + 1}: the ELBO is no longer "
+                "finite. Lower learning_rate_init or init_scale, raise alpha, or scale the "
+                "inputs (e.g. with StandardScaler).")
+        curves.append(losses)
+        if training.verbose:
+            print(f"Iteration {epoch + 1}, loss per kl_weight: "
+                  + ", ".join(f"{float(w):g}: {v:.8f}" for w, v in zip(ladder, losses)))
+    predictive = config.replace(n_predictive_draws=min(config.n_predictive_draws, 30))
+    key_data = jax.random.key_data(key_predict)
+    scores = {}
+    for g, weight in enumerate(np.asarray(ladder)):
+        variational = jax.tree.map(lambda x: x[g], states.variational)
+        posterior = _posterior(predictive, (variational["mean"],
+                                            jax.tree.map(jnp.exp, variational["log_scale"])),
+                               key_data)
+        scores[float(weight)] = posterior_log_density(model, posterior, val.X, val.y)
+    weight, means = choose_temperature(scores, np.asarray(val.weight))
+    g = int(np.flatnonzero(np.asarray(TEMPERATURE_LADDER) == weight)[0])
+    if training.verbose:
+        print(f"kl_weight = {weight:g} (chosen on {len(held)} held-back rows)")
+    monitor.loss_curve.extend(float(c[g]) for c in curves)
+    return weight, jax.tree.map(lambda x: x[g], states), n_epochs, means
+
+
 def run(model, data: Data, config: VIConfig, key, *, training: Training,
         init_params=None, validation: Data | None = None) -> InferenceResult:
-    """Maximise the ELBO for up to ``training.max_iter`` epochs with scikit-learn's stopping rule."""
+    """Maximise the ELBO for up to ``training.max_iter`` epochs with scikit-learn's stopping rule.
+
+    ``config.kl_weight`` NaN (``"auto"``): see :class:`VI`.
+    """
     config = with_decay_steps(config, training, data)
     key_init, key_epochs, key_predict = jax.random.split(key, 3)
-    if config.map_epochs:
+    monitor = EpochMonitor(training, model=model, validation=validation)
+    first_epoch, means = 0, None
+    if bool(jnp.isnan(config.kl_weight)):  # "auto"
+        if config.map_epochs:
+            init_params = _map_warm_start(model, data, config, key_init, training, init_params)
+        weight, state, first_epoch, means = _choose_kl_weight(
+            model, data, config, jax.random.fold_in(key_init, 1), training, init_params,
+            monitor)
+        config = config.replace(kl_weight=jnp.asarray(weight, config.learning_rate.dtype))
+    elif config.map_epochs:
         start = _map_warm_start(model, data, config, key_init, training, init_params)
         state = _restart(config, start)
     else:
         state = _init(model, config, key_init, data.X.shape[1:], init_params)
-    monitor = EpochMonitor(training, model=model, validation=validation)
     advice = (
         f"Lower learning_rate_init (now {float(config.learning_rate):g}) or init_scale "
         f"(now {float(config.init_scale):g}), raise alpha, or scale the inputs "
         "(e.g. with StandardScaler)."
     )
     best = None
-    for epoch in range(training.max_iter):
+    stopped = False
+    for epoch in range(first_epoch, training.max_iter):
         state, loss, kl = _epoch(model, config, state, data, key_epochs, epoch,
                                  training.batch_size, training.shuffle)
         loss = float(loss)
@@ -574,28 +688,32 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
         if monitor.best_params is mean:
             best = state
         if stop:
+            stopped = True
             break
     if validation is not None and best is not None:
         state = best
     mean, scale, key_data = _posterior_parts(state.variational, key_predict)
     check_finite((mean, scale), strategy="vi", advice=advice)
-    monitor.warn_if_not_converged("vi")
+    settled, drop, noise = elbo_settled(monitor.loss_curve[first_epoch:], training.tol)
+    if not stopped and not settled:
+        what = (f"it fell by {drop:.3g} per data point over the last epochs, more than its "
+                f"noise ({noise:.2g})" if math.isfinite(drop) else "the run was too short to tell")
+        warnings.warn(
+            f"VI (inference='vi'): the ELBO has not settled after max_iter={training.max_iter} "
+            f"epochs: {what}. Raise max_iter.", ConvergenceWarning)
     n_iter = len(monitor.loss_curve)
-    posterior_class = MeanFieldPosterior if config.local_predictive else GaussianPosterior
-    posterior = posterior_class(
-        mean=jax.device_get(mean), factors={"scale": jax.device_get(scale)},
-        key_data=np.asarray(key_data), structure="diag",
-        n_predictive_draws=config.n_predictive_draws,
-    )
+    posterior = _posterior(config, (mean, scale), key_data)
+    diagnostics = {"kl": float(kl), "map_epochs": config.map_epochs,
+                   "kl_weight": float(config.kl_weight)}
+    if means is not None:
+        diagnostics["kl_weight_scores"] = {str(t): v for t, v in means.items()}
     return InferenceResult(
         posterior=posterior,
         loss_curve=monitor.loss_curve,
         n_iter=n_iter,
-        diagnostics={"kl": float(kl), "map_epochs": config.map_epochs},
+        diagnostics=diagnostics,
         validation_scores=monitor.validation_scores,
         best_loss=None if validation is not None else monitor.best_loss,
-        n_steps=(n_iter + config.map_epochs) * count_batches(data.X.shape[0],
-                                                             training.batch_size),
     )
 
 
@@ -619,10 +737,15 @@ class VI(BaseStrategy):
         1e-3 with either schedule).
     n_mc : int, default=1
         Monte Carlo draws of the expected log-likelihood per step.
-    kl_weight : float, default=1.0
+    kl_weight : float or "auto", default="auto"
         Weight of the KL term: the posterior temperature ``T`` (the ELBO of
         ``p(theta | data)^(1/T)``, up to the factor ``T``). Below 1: a cold
-        posterior, more confident.
+        posterior, more confident. "auto": for the first quarter of the epochs
+        one variational posterior per weight of 1, 1/4, 1/16 and 1/64 is
+        trained (all together, vmapped) without ``validation_fraction`` of the
+        rows; the held-back rows' log predictive density chooses the warmest
+        weight within two standard errors of the best, and its posterior goes
+        on with all rows. The chosen value is in ``diagnostics_["kl_weight"]``.
     init_scale : float, default=1e-3
         Initial standard deviation of every parameter; the means start at the
         network's usual initialisation (or the MAP warm start).
@@ -645,7 +768,10 @@ class VI(BaseStrategy):
     -----
     ``loss_curve_`` is the negative ELBO per data point (see the module notes);
     the stopping rule (``tol``, ``n_iter_no_change``, ``early_stopping``) acts
-    on it, or on the validation score of the mean parameters.
+    on it, or on the validation score of the mean parameters. When the run
+    ends at ``max_iter`` with the ELBO still falling (the last tenth of the
+    epochs lower than the tenth before by more than their noise), a
+    ``ConvergenceWarning`` says so.
     """
 
     name = "vi"
@@ -654,7 +780,7 @@ class VI(BaseStrategy):
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "learning_rate_schedule": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
         "n_mc": [Interval(Integral, 1, None, closed="left")],
-        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "kl_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
         "map_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_predictive_draws": [Interval(Integral, 1, None, closed="left")],
@@ -665,7 +791,7 @@ class VI(BaseStrategy):
     }
 
     def __init__(self, *, learning_rate=None, learning_rate_schedule="constant", n_mc=1,
-                 kl_weight=1.0, init_scale=1e-3, map_epochs=0, n_predictive_draws=100,
+                 kl_weight="auto", init_scale=1e-3, map_epochs=0, n_predictive_draws=100,
                  local_predictive=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
@@ -684,7 +810,8 @@ class VI(BaseStrategy):
         dtype = jnp.result_type(float)
         return VIConfig(
             *(jnp.asarray(v, dtype=dtype) for v in (
-                lr, self.beta_1, self.beta_2, self.epsilon, self.kl_weight, self.init_scale,
+                lr, self.beta_1, self.beta_2, self.epsilon,
+                np.nan if self.kl_weight == "auto" else self.kl_weight, self.init_scale,
             )),
             learning_rate_schedule=self.learning_rate_schedule,
             n_mc=int(self.n_mc),

@@ -39,6 +39,12 @@ class Network:
         raise NotImplementedError
 
     @property
+    def is_linear(self) -> bool:
+        """Whether the outputs are affine in the parameters (no hidden layer): then
+        the posterior of a Gaussian or categorical model has one mode."""
+        return False
+
+    @property
     def last_layer(self) -> str:
         """Name of the output layer (the one last-layer methods act on)."""
         return self.layer_names[-1]

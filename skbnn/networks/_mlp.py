@@ -45,6 +45,10 @@ class MLP(Network):
         return _MLPModule(self.hidden_layer_sizes, self.activation, self.n_outputs)
 
     @property
+    def is_linear(self):
+        return not self.hidden_layer_sizes
+
+    @property
     def layer_names(self):
         return tuple(f"dense_{i}" for i in range(len(self.hidden_layer_sizes) + 1))
 

@@ -88,6 +88,8 @@ def _erf_inv_f32(u):
 def normal_like(rng_key, tree):
     """A pytree of standard normals shaped like ``tree``, from one call of :func:`normal`."""
     leaves, treedef = jax.tree.flatten(tree)
+    if not leaves:  # nothing to draw (e.g. a linear network's only layer left out)
+        return tree
     sizes = [math.prod(jnp.shape(x)) for x in leaves]
     dtype = jnp.result_type(*leaves)
     flat = normal(rng_key, (sum(sizes),), dtype)
