@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .inference import STRATEGIES, resolve_inference
 from .inference.base import Training, device_data
-from .likelihoods import Bernoulli, Categorical, Gaussian
+from .likelihoods import Bernoulli, Categorical, Gaussian, HeteroscedasticGaussian
 from .model import Model
 from .priors import GaussianPrior
 from .utils._compile import release_compiled_programs
@@ -219,7 +219,7 @@ class BaseBayesianNetwork(BaseEstimator):
             model, device_data(*train), key, training=training, init_params=init_params,
             validation=None if validation is None else device_data(*validation),
         )
-        self._store_fit(result, model, strategy, n_train)
+        self._store_fit(result, model, strategy, n_train, X)
         return self
 
     def _split_validation(self, X, y, sample_weight, rng):
@@ -270,7 +270,7 @@ class BaseBayesianNetwork(BaseEstimator):
             )
         return start
 
-    def _store_fit(self, result, model, strategy, n_train):
+    def _store_fit(self, result, model, strategy, n_train, X=None):
         posterior = jax.device_get(result.posterior)
         mean = jax.device_get(posterior.mean_params())
         network = model.network
@@ -468,7 +468,10 @@ class BayesianRegressorMixin(RegressorMixin):
         self._y_mean = mean
         self._y_scale = scale
         dtype = _float_dtype()
-        if isinstance(self.noise_std, str):
+        if self.noise_std == "heteroscedastic":
+            likelihood = HeteroscedasticGaussian(n_outputs,
+                                                 min_noise=np.asarray(1e-3, dtype=dtype))
+        elif isinstance(self.noise_std, str):
             likelihood = Gaussian(n_outputs, learn_noise=True,
                                   noise_std=np.ones(n_outputs, dtype=dtype),
                                   noise_prior_scale=np.asarray(0.5, dtype=dtype))
@@ -483,8 +486,15 @@ class BayesianRegressorMixin(RegressorMixin):
         intercepts[-1] = (intercepts[-1] * self._y_scale + self._y_mean).astype(intercepts[-1].dtype)
         return coefs, intercepts
 
-    def _store_fit(self, result, model, strategy, n_train):
+    def _store_fit(self, result, model, strategy, n_train, X=None):
         super()._store_fit(result, model, strategy, n_train)
+        if isinstance(self.model_.likelihood, HeteroscedasticGaussian):
+            # the noise differs between inputs: its mean over (up to 1,000) training rows
+            rows = X[:1000]
+            _, noise = self.posterior_.predict_draws(self.model_, rows,
+                                                     chunk_size=self._chunk_size(rows.shape[1:]))
+            self.noise_std_ = noise.mean(axis=(0, 1)) * self._y_scale
+            return
         draws = self.posterior_.predictive_draws()
         n_draws = jax.tree.leaves(draws)[0].shape[0]
         noise = _noise_per_draw(self.model_.likelihood, draws["likelihood"], n_draws)

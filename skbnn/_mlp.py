@@ -233,12 +233,15 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     Parameters
     ----------
     {_COMMON_PARAMETERS}
-    noise_std : 'learn' or float, default='learn'
+    noise_std : 'learn', 'heteroscedastic' or float, default='learn'
         Standard deviation of the Gaussian noise, in units of ``y``. 'learn'
-        infers it with the rest (a half-Cauchy prior of scale 0.5 on the
-        standardised scale); a float fixes it. With
-        ``hidden_layer_sizes=()`` and a fixed noise the posterior is exactly that
-        of Bayesian linear regression.
+        infers one scale per output with the rest (a half-Cauchy prior of
+        scale 0.5 on the standardised scale); 'heteroscedastic' lets the
+        network predict it for every input (a second head of ``n_outputs``
+        units, ``softplus`` of it plus 1e-3 on the standardised scale), for
+        data whose noise varies; a float fixes it. With
+        ``hidden_layer_sizes=()`` and a fixed noise the posterior is exactly
+        that of Bayesian linear regression.
 
     normalize_y : bool, default=True
         Standardise each target to zero mean and unit variance before
@@ -249,7 +252,9 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     Attributes
     ----------
     noise_std_ : ndarray of shape (n_outputs,)
-        Posterior mean of the noise standard deviation, in units of ``y``.
+        Posterior mean of the noise standard deviation, in units of ``y``
+        (with ``noise_std='heteroscedastic'``: its mean over up to 1,000
+        training rows).
     {_COMMON_ATTRIBUTES}
     See Also
     --------
@@ -278,7 +283,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
 
     _parameter_constraints: dict = {
         **BaseBayesianNetwork._parameter_constraints,
-        "noise_std": [StrOptions({"learn"}), Interval(Real, 0, None, closed="neither")],
+        "noise_std": [StrOptions({"learn", "heteroscedastic"}),
+                      Interval(Real, 0, None, closed="neither")],
         "normalize_y": ["boolean"],
     }
 

@@ -1,5 +1,23 @@
 """Likelihoods on network outputs: log-likelihood, prior on their own parameters,
-and the per-draw predictive quantities the estimators reduce.
+the per-draw predictive quantities the estimators reduce, and the math the
+Laplace approximation needs of them.
+
+Every likelihood is one class with one interface, so no module branches on
+which likelihood it has:
+
+- ``init()``, ``log_prior(lik_params)``: its own parameters and their prior;
+- ``log_likelihood(lik_params, outputs, y)``: per row;
+- ``predict(lik_params, outputs)``: per-draw predictive quantities;
+- ``log_predictive_density(predictive, y)``: per row, under the mixture of
+  per-draw predictives;
+- ``score(lik_params, outputs, y)``: accuracy or R² (early stopping);
+- ``hessian_factor(lik_params, outputs)``: ``A`` with ``A A^T`` the Hessian
+  of the negative log-likelihood (or its Fisher information) with respect to
+  one row's outputs, shape ``(n, n_outputs, n_columns)``: the generalised
+  Gauss-Newton curvature of :mod:`skbnn.inference.laplace`;
+- ``linearized_predictive(lik_params, mean, cov)``: the closed-form
+  predictive of outputs ``N(mean, cov)`` (``cov``: ``(n, K, K)``), as the
+  linearised Laplace posterior needs it.
 
 A likelihood's own parameters (the Gaussian noise scale) live in the model's
 parameter pytree under ``"likelihood"``, so every inference strategy infers
@@ -17,7 +35,7 @@ from flax import struct
 
 from .utils._io import serializable
 
-__all__ = ["Bernoulli", "Categorical", "Gaussian"]
+__all__ = ["Bernoulli", "Categorical", "Gaussian", "HeteroscedasticGaussian"]
 
 
 def _log_mean_probability(probs, y):
@@ -68,6 +86,17 @@ class Categorical:
         """
         return _log_mean_probability(predictive[0], y)
 
+    def hessian_factor(self, lik_params, outputs):
+        """``diag(p) - p p^T = (diag(sqrt p) - p sqrt(p)^T)(...)^T``, since ``sum(p) = 1``."""
+        p = jax.nn.softmax(outputs, axis=-1)
+        sp = jnp.sqrt(p)
+        return jax.vmap(jnp.diag)(sp) - p[:, :, None] * sp[:, None, :]
+
+    def linearized_predictive(self, lik_params, mean, cov):
+        """``(probabilities,)`` by the probit approximation (MacKay 1992)."""
+        var = jnp.diagonal(cov, axis1=1, axis2=2)
+        return (jax.nn.softmax(mean / jnp.sqrt(1.0 + jnp.pi / 8.0 * var), axis=-1),)
+
 
 @serializable
 @struct.dataclass
@@ -103,6 +132,15 @@ class Bernoulli:
     def log_predictive_density(self, predictive, y):
         """Per-row log density of ``y``: see :meth:`Categorical.log_predictive_density`."""
         return _log_mean_probability(predictive[0], y)
+
+    def hessian_factor(self, lik_params, outputs):
+        p = jax.nn.sigmoid(outputs)
+        return jnp.sqrt(p * (1.0 - p))[:, :, None]
+
+    def linearized_predictive(self, lik_params, mean, cov):
+        """``(probabilities,)`` by the probit approximation (MacKay 1992)."""
+        p1 = jax.nn.sigmoid(mean[:, 0] / jnp.sqrt(1.0 + jnp.pi / 8.0 * cov[:, 0, 0]))
+        return (jnp.stack([1.0 - p1, p1], axis=-1),)
 
 
 @serializable
@@ -176,7 +214,88 @@ class Gaussian:
 
     def score(self, lik_params, outputs, y):
         """Coefficient of determination R², averaged uniformly over outputs."""
-        ss_res = jnp.sum((y - outputs) ** 2, axis=0)
-        ss_tot = jnp.sum((y - jnp.mean(y, axis=0)) ** 2, axis=0)
-        r2 = 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0)
-        return jnp.mean(r2)
+        return _r2(outputs, y)
+
+    def hessian_factor(self, lik_params, outputs):
+        inv = 1.0 / self.noise(lik_params)
+        return jnp.broadcast_to(jnp.diag(inv), (outputs.shape[0], *jnp.diag(inv).shape))
+
+    def linearized_predictive(self, lik_params, mean, cov):
+        """``(mean, total_std)`` with ``total_std**2 = noise**2 + diag(cov)``."""
+        noise = self.noise(lik_params)
+        return mean, jnp.sqrt(jnp.square(noise) + jnp.diagonal(cov, axis1=1, axis2=2))
+
+
+@serializable
+@struct.dataclass
+class HeteroscedasticGaussian:
+    """Gaussian likelihood whose noise scale the network predicts for every input.
+
+    The network has ``2 * n_outputs`` outputs: the means, then ``rho`` with
+    noise scale ``softplus(rho) + min_noise`` (Lakshminarayanan et al., 2017;
+    ``min_noise`` keeps the density bounded where the network would drive a
+    scale to zero). It has no parameters of its own: the noise head's weights
+    have the network's prior.
+    """
+
+    n_outputs: int = struct.field(pytree_node=False)
+    min_noise: jax.Array = 1e-3
+
+    name = "heteroscedastic_gaussian"
+    out_activation = "identity"
+    learn_noise = True
+
+    @property
+    def n_network_outputs(self):
+        return 2 * self.n_outputs
+
+    def init(self):
+        return {}
+
+    def log_prior(self, lik_params):
+        return jnp.zeros(())
+
+    def _split(self, outputs):
+        k = self.n_outputs
+        rho = outputs[:, k:]
+        return outputs[:, :k], jax.nn.softplus(rho) + self.min_noise, rho
+
+    def log_likelihood(self, lik_params, outputs, y):
+        mean, sigma, _ = self._split(outputs)
+        z = (y - mean) / sigma
+        per_output = -0.5 * z**2 - jnp.log(sigma) - 0.5 * math.log(2 * math.pi)
+        return jnp.sum(per_output, axis=-1)
+
+    def predict(self, lik_params, outputs):
+        """``(mean, noise_std)``, each of shape ``(n_samples, n_outputs)``."""
+        mean, sigma, _ = self._split(outputs)
+        return mean, sigma
+
+    log_predictive_density = Gaussian.log_predictive_density
+
+    def score(self, lik_params, outputs, y):
+        return _r2(self._split(outputs)[0], y)
+
+    def hessian_factor(self, lik_params, outputs):
+        """Square root of the Fisher information in ``(mean, rho)``: ``1/sigma`` for a
+        mean, ``sqrt(2) sigmoid(rho) / sigma`` for its ``rho`` (the Fisher information
+        of ``log sigma`` is 2)."""
+        _, sigma, rho = self._split(outputs)
+        diag = jnp.concatenate([1.0 / sigma, math.sqrt(2.0) * jax.nn.sigmoid(rho) / sigma],
+                               axis=-1)
+        return jax.vmap(jnp.diag)(diag)
+
+    def linearized_predictive(self, lik_params, mean, cov):
+        """``(mean, total_std)``: the linearised means' variance plus the noise at the
+        mean of ``rho`` (the noise's own uncertainty left out)."""
+        mu, sigma, _ = self._split(mean)
+        k = self.n_outputs
+        var = jnp.diagonal(cov, axis1=1, axis2=2)[:, :k]
+        return mu, jnp.sqrt(jnp.square(sigma) + var)
+
+
+def _r2(outputs, y):
+    ss_res = jnp.sum((y - outputs) ** 2, axis=0)
+    ss_tot = jnp.sum((y - jnp.mean(y, axis=0)) ** 2, axis=0)
+    r2 = 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0)
+    return jnp.mean(r2)

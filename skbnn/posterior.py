@@ -449,28 +449,6 @@ def _outputs_fn(model, posterior, X):
     return outputs
 
 
-def _probit_categorical(likelihood, lik_params, mean, cov):
-    var = jnp.diagonal(cov, axis1=1, axis2=2)
-    return (jax.nn.softmax(mean / jnp.sqrt(1.0 + jnp.pi / 8.0 * var), axis=-1),)
-
-
-def _probit_bernoulli(likelihood, lik_params, mean, cov):
-    p1 = jax.nn.sigmoid(mean[:, 0] / jnp.sqrt(1.0 + jnp.pi / 8.0 * cov[:, 0, 0]))
-    return (jnp.stack([1.0 - p1, p1], axis=-1),)
-
-
-def _gaussian_closed_form(likelihood, lik_params, mean, cov):
-    noise = likelihood.noise(lik_params)
-    return mean, jnp.sqrt(jnp.square(noise) + jnp.diagonal(cov, axis1=1, axis2=2))
-
-
-_GLM_CLOSED_FORM = {
-    "categorical": _probit_categorical,
-    "bernoulli": _probit_bernoulli,
-    "gaussian": _gaussian_closed_form,
-}
-
-
 def _dense_output_cov(model, posterior, X):
     """``(outputs, J Sigma J^T)`` for "diag" and "kron" over dense layers, or None.
 
@@ -543,8 +521,7 @@ def _glm_moments_chunk(model, posterior, X):
         jac = row_jacobians(lambda theta, x: _outputs_fn(model, posterior, x)(theta), covered, X)
         cov = _dispatch(_OUTPUT_COV, posterior.structure)(covered, posterior.factors, jac)
     cov = cov * posterior.temperature
-    closed_form = _dispatch(_GLM_CLOSED_FORM, model.likelihood.name)
-    return closed_form(model.likelihood, posterior.mean["likelihood"], mean, cov)
+    return model.likelihood.linearized_predictive(posterior.mean["likelihood"], mean, cov)
 
 
 @jax.jit

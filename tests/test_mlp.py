@@ -86,7 +86,7 @@ def test_multiclass_probabilities_are_the_mean_of_the_draws():
     X, y = _iris()
     clf = BayesianMLPClassifier((8,), inference=FAST_PSGLD, max_iter=60, random_state=0).fit(X, y)
     draws = clf.sample_predictions(X)
-    assert draws.shape == (8, 150, 3)
+    assert draws.shape == (4 * 8, 150, 3)  # 4 chains of 8 draws
     np.testing.assert_allclose(clf.predict_proba(X), draws.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(clf.predict_log_proba(X), np.log(clf.predict_proba(X)))
 
@@ -102,7 +102,7 @@ def test_regression_single_and_multi_output(n_outputs):
     mean, std = reg.predict(X, return_std=True)
     np.testing.assert_array_equal(mean, pred)
     assert std.shape == y.shape and np.all(std > 0)
-    assert reg.sample_predictions(X).shape == (8, len(X), n_outputs)
+    assert reg.sample_predictions(X).shape == (4 * 8, len(X), n_outputs)
     assert reg.noise_std_.shape == (n_outputs,)
 
 
@@ -138,7 +138,8 @@ def test_classifier_uncertainty_decomposes_entropy():
     u = clf.predict_uncertainty(X)
     assert isinstance(u, PredictiveUncertainty)
     p = clf.predict_proba(X)
-    np.testing.assert_allclose(u.total, -(p * np.log(p)).sum(1), rtol=1e-6, atol=1e-12)
+    # predict_proba renormalises the mean of the float32 draws: equal to float32 round-off
+    np.testing.assert_allclose(u.total, -(p * np.log(p)).sum(1), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(u.total, u.aleatoric + u.epistemic, rtol=1e-6, atol=1e-12)
     assert np.all(u.epistemic >= 0) and np.all(u.total <= np.log(3) + 1e-9)
     assert u.epistemic.max() > 0
@@ -318,8 +319,10 @@ def test_pipeline_with_sparse_input():
 def test_sample_weight_counts_as_repeated_rows(Estimator):
     X, y = _iris() if Estimator is BayesianMLPClassifier else _regression()
     weights = np.random.RandomState(0).randint(0, 3, size=len(X))
-    kw = dict(hidden_layer_sizes=(8,), inference=FAST_PSGLD, batch_size=400, max_iter=30,
-              random_state=0)
+    # full batches and a fixed temperature: the same steps on the same rows (the
+    # temperature search would hold back other rows from the repeated data)
+    kw = dict(hidden_layer_sizes=(8,), inference=PSGLD(n_draws=8, temperature=1.0),
+              batch_size=400, max_iter=30, random_state=0)
     weighted = Estimator(**kw).fit(X, y, sample_weight=weights)
     repeated = Estimator(**kw).fit(np.repeat(X, weights, axis=0), np.repeat(y, weights))
     # equal up to float32 round-off (the sums run in another order)

@@ -9,7 +9,7 @@ log-likelihood with respect to those outputs).
 
 The GGN is taken in one pass over the data in fixed-size chunks (one
 ``lax.scan`` inside one jitted function), never as the Jacobian of the whole
-data set. With ``H_n = A_n A_n^T`` (:data:`_HESSIAN_FACTOR`), the structures
+data set. With ``H_n = A_n A_n^T`` (the likelihood's ``hessian_factor``), the structures
 are:
 
 - ``"diag"`` and ``"kron"`` (K-FAC) for dense layers, from each covered
@@ -47,6 +47,7 @@ from ..utils._io import serializable
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions
 from . import map as map_strategy
 from .base import (
+    MIN_SCORED_ROWS,
     TEMPERATURE_LADDER,
     BaseStrategy,
     Data,
@@ -113,38 +114,14 @@ class LaplaceConfig:
 # Hessian of the negative log-likelihood in the outputs, as A A^T, A: (n, K, C)
 
 
-def _factor_categorical(likelihood, lik_params, outputs):
-    # diag(p) - p p^T = (diag(sqrt p) - p sqrt(p)^T)(...)^T, since sum(p) = 1
-    p = jax.nn.softmax(outputs, axis=-1)
-    sp = jnp.sqrt(p)
-    return jax.vmap(jnp.diag)(sp) - p[:, :, None] * sp[:, None, :]
-
-
-def _factor_bernoulli(likelihood, lik_params, outputs):
-    p = jax.nn.sigmoid(outputs)
-    return jnp.sqrt(p * (1.0 - p))[:, :, None]
-
-
-def _factor_gaussian(likelihood, lik_params, outputs):
-    inv = 1.0 / likelihood.noise(lik_params)
-    return jnp.broadcast_to(jnp.diag(inv), (outputs.shape[0], *jnp.diag(inv).shape))
-
-
-_HESSIAN_FACTOR = {
-    "categorical": _factor_categorical,
-    "bernoulli": _factor_bernoulli,
-    "gaussian": _factor_gaussian,
-}
-
-
 def _hessian_factor(model, params, outputs, weight):
-    try:
-        factor = _HESSIAN_FACTOR[model.likelihood.name]
-    except KeyError:
+    factor = getattr(model.likelihood, "hessian_factor", None)
+    if factor is None:
         raise ValueError(
-            f"Laplace has no GGN for the {model.likelihood.name!r} likelihood."
-        ) from None
-    a = factor(model.likelihood, params["likelihood"], outputs)
+            f"Laplace has no GGN for the {type(model.likelihood).__name__} likelihood: it "
+            "has no hessian_factor."
+        )
+    a = factor(params["likelihood"], outputs)
     return a * jnp.sqrt(weight)[:, None, None]
 
 
@@ -667,11 +644,11 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     covered layer when ``per_layer``, else one), ``log_marginal_likelihood``,
     ``temperature`` and ``laplace_seconds`` (time of the Laplace steps alone).
 
-    ``config.temperature`` NaN (``"auto"``): the MAP is first trained without
+    ``config.temperature`` NaN (``"auto"``): a first MAP is trained without
     ``validation_fraction`` of the rows, the Gaussian fitted around it, and
-    the temperature chosen on the held-back rows; then the MAP goes on from
-    there on all rows (the stopping rule ends it), and the Gaussian around it,
-    from the curvature of all rows, takes the chosen temperature.
+    the temperature chosen on the held-back rows; then the MAP is trained on
+    all rows, and the Gaussian around it, from the curvature of all rows,
+    takes the chosen temperature. The MAP is trained twice.
     """
     subset = subset_path(model, config.subset_of_weights)
     structure = config.hessian_structure
@@ -680,9 +657,11 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     _check_combination(_get_path(shapes, subset), structure, config)
     key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
     scores = None
+    key_rows, key_map = jax.random.split(jax.random.fold_in(key, 2))
+    held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
+    if bool(jnp.isnan(config.temperature)) and held.size < MIN_SCORED_ROWS:
+        config = config.replace(temperature=jnp.ones_like(config.prior_precision))
     if bool(jnp.isnan(config.temperature)):  # "auto"
-        key_rows, key_map = jax.random.split(jax.random.fold_in(key, 2))
-        held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
         fit, val = split_rows(data, held)
         first = map_strategy.run(model, fit, map_config, key_map, training=training,
                                  init_params=init_params, validation=validation,
@@ -693,13 +672,11 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
                   for t in TEMPERATURE_LADDER}
         temperature, means = choose_temperature(scores, np.asarray(val.weight))
         config = config.replace(temperature=jnp.asarray(temperature, config.prior_precision.dtype))
+        # the MAP on all rows is the one inference=map_strategy finds with the same
+        # random_state
         result = map_strategy.run(model, data, map_config, key, training=training,
-                                  init_params=first.posterior.mean_params(),
-                                  validation=validation, name="laplace")
-        result = result._replace(
-            loss_curve=first.loss_curve + result.loss_curve,
-            n_iter=first.n_iter + result.n_iter,
-        )
+                                  init_params=init_params, validation=validation,
+                                  name="laplace")
     else:
         # the MAP gets the whole key, so it is the MAP inference=map_strategy finds
         # with the same random_state
@@ -718,10 +695,10 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
 class Laplace(BaseStrategy):
     """Laplace approximation around the MAP, with a GGN curvature.
 
-    Trains the MAP as ``inference="map"`` does (by default at a constant
-    step size: see ``map_strategy``), then fits a Gaussian whose precision is
-    the prior precision plus the generalised Gauss-Newton matrix of the
-    negative log-likelihood at the MAP.
+    Trains the MAP as ``inference="map"`` does (see ``map_strategy``), then
+    fits a Gaussian whose precision is the prior precision plus the
+    generalised Gauss-Newton matrix of the negative log-likelihood at the
+    MAP, divided by the temperature.
 
     Parameters
     ----------
@@ -761,18 +738,17 @@ class Laplace(BaseStrategy):
         and 1/64 on ``validation_fraction`` of the rows held back from a
         first MAP fit: the warmest whose held-back log predictive density is
         within two standard errors of the best (1, the Bayes posterior, unless
-        the data say otherwise); the MAP then goes on with all rows. The
-        chosen value is in ``diagnostics_["temperature"]``.
+        the data say otherwise); the MAP is then trained again on all rows
+        (twice the cost of the MAP). With fewer than 50 held-back rows, 1.
+        The chosen value is in ``diagnostics_["temperature"]``.
     rank : int, default=20
         Eigenpairs kept by ``"lowrank"`` (from ``2 * rank`` Lanczos steps,
         each one pass over the data).
     map_strategy : MAP or None, default=None
-        Settings of the MAP fit. None: ``MAP(learning_rate_schedule="constant")``,
-        scikit-learn's Adam. Around the sharper mode that ``MAP()``'s cosine
-        schedule reaches, the marginal-likelihood prior precision and the
-        probit predictive came out underconfident on MNIST (last-layer K-FAC:
-        ECE 0.014 against 0.004 for the MLP, 0.017 against 0.010 for the
-        default CNN); pass ``map_strategy=MAP()`` to use it anyway.
+        Settings of the MAP fit. None: ``MAP()``, the fit ``inference="map"``
+        makes (Adam, its step size falling along a cosine). Around the sharp
+        mode the cosine reaches, the untempered Laplace posterior tends to be
+        underconfident on image data; ``temperature="auto"`` corrects that.
 
     Notes
     -----
@@ -850,8 +826,7 @@ class Laplace(BaseStrategy):
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()
-        map_object = (MAP(learning_rate_schedule="constant") if self.map_strategy is None
-                      else self.map_strategy)
+        map_object = MAP() if self.map_strategy is None else self.map_strategy
         return run(model, data, self.config(model), key, training=training,
                    map_config=map_object.config(training), init_params=init_params,
                    validation=validation)

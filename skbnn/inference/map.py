@@ -8,6 +8,7 @@ Other strategies start from it (Laplace's mode, warm starts).
 """
 
 import math
+import warnings
 from functools import partial
 from numbers import Real
 from typing import NamedTuple
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from sklearn.exceptions import ConvergenceWarning
 
 from .._types import Params
 from ..posterior import SamplePosterior
@@ -32,6 +34,7 @@ from .base import (
     adam,
     check_finite,
     count_batches,
+    loss_settled,
     scan_minibatches,
     single_start,
     with_decay_steps,
@@ -111,20 +114,31 @@ def run(model, data: Data, config: MAPConfig, key, *, training: Training,
     key_init, key_epochs = jax.random.split(key)
     state = _init(model, config, key_init, data.X.shape[1:], init_params)
     monitor = EpochMonitor(training, model=model, validation=validation)
+    # the cosine is a plan over all max_iter epochs: stopping in its middle would
+    # leave the last, large steps' noise in the parameters
+    planned = config.learning_rate_schedule == "cosine" and validation is None
     for epoch in range(training.max_iter):
         state, loss = _epoch(model, config, state, data, key_epochs, epoch,
                              training.batch_size, training.shuffle)
         loss = float(loss)
         if not math.isfinite(loss):
             break
-        if monitor.update(loss, state.params):
+        if monitor.update(loss, state.params) and not planned:
             break
     params = monitor.best_params if monitor.best_params is not None else state.params
     check_finite(params, strategy=name, advice=(
         "Lower learning_rate_init, raise alpha, or scale the inputs "
         "(e.g. with StandardScaler)."
     ))
-    monitor.warn_if_not_converged(name)
+    if not planned:
+        monitor.warn_if_not_converged(name)
+    elif not loss_settled(monitor.loss_curve, training.tol,
+                          window=training.n_iter_no_change)[0]:
+        warnings.warn(
+            f"Stochastic Optimizer (inference={name!r}): the loss was still falling when the "
+            f"step size reached 0 after max_iter={training.max_iter} epochs. Raise max_iter.",
+            ConvergenceWarning,
+        )
     n_iter = len(monitor.loss_curve)
     draws = jax.tree.map(lambda x: np.asarray(x)[None, None], params)
     return InferenceResult(
@@ -149,12 +163,13 @@ class MAP(BaseStrategy):
     learning_rate_schedule : {"cosine", "constant"}, default="cosine"
         "cosine" lowers the step size from ``learning_rate`` to 0 along a
         half cosine over the estimator's ``max_iter`` epochs, so a fixed
-        budget of epochs ends with small steps: on MNIST the default CNN gains
-        0.2-0.4 points of accuracy in 5 epochs. When the stopping rule ends
-        training early, as it usually does at the default ``max_iter=200``,
-        the step size has hardly moved. "constant" keeps it, as
-        scikit-learn's MLP does with Adam; :class:`~skbnn.inference.Laplace`
-        trains its mode that way by default (see there).
+        budget of epochs ends with small steps, and the last steps' noise
+        averages out of the parameters. The cosine is a plan for all
+        ``max_iter`` epochs, so MLP's stopping rule (``tol``,
+        ``n_iter_no_change``) does not end it early (``early_stopping=True``
+        still does); a ``ConvergenceWarning`` says when the loss was still
+        falling at the end. "constant" keeps the step size, and the stopping
+        rule, as scikit-learn's MLP does with Adam.
     beta_1, beta_2, epsilon : float
         Adam's settings, with scikit-learn MLP's names and defaults.
 

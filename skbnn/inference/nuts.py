@@ -63,7 +63,10 @@ from .base import (
     Training,
     chain_sharding,
     check_finite,
+    parameter_names,
+    prediction_diagnostics,
     start_positions,
+    unravel_numpy,
 )
 
 __all__ = [
@@ -270,17 +273,6 @@ def estimate_cost(n_rows: int, n_params: int, config: NUTSConfig) -> float:
     return float(config.n_chains) * iterations * (2**config.max_tree_depth - 1) * n_rows * n_params
 
 
-def _unravel_numpy(flat, template):
-    """Split the last axis of ``flat`` into a pytree shaped like ``template`` (numpy, no compile)."""
-    leaves, treedef = jax.tree.flatten(template)
-    sizes = [int(np.prod(np.shape(x))) for x in leaves]
-    parts = np.split(np.asarray(flat), np.cumsum(sizes)[:-1], axis=-1)
-    lead = np.shape(flat)[:-1]
-    return jax.tree.unflatten(
-        treedef, [p.reshape((*lead, *np.shape(x))) for p, x in zip(parts, leaves)]
-    )
-
-
 def diagnose(draws, warmup_info: NUTSInfo, draw_info: NUTSInfo, template,
              max_tree_depth: int) -> dict:
     """Convergence diagnostics of a run, as plain numpy values.
@@ -302,10 +294,10 @@ def diagnose(draws, warmup_info: NUTSInfo, draw_info: NUTSInfo, template,
     num_steps = np.asarray(draw_info.num_steps)
     depth = np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1
     worst = int(np.argmax(rhat))
-    names = _parameter_names(template)
+    names = parameter_names(template)
     return {
-        "rhat": _unravel_numpy(rhat, template),
-        "ess": _unravel_numpy(ess, template),
+        "rhat": unravel_numpy(rhat, template),
+        "ess": unravel_numpy(ess, template),
         "max_rhat": float(np.max(rhat)),
         "max_rhat_parameter": names[worst],
         "min_ess": float(np.min(ess)),
@@ -320,18 +312,6 @@ def diagnose(draws, warmup_info: NUTSInfo, draw_info: NUTSInfo, template,
         "accept_prob": np.asarray(draw_info.accept_prob, dtype=np.float64).mean(axis=0),
         "n_grad_evals": int(np.asarray(warmup_info.num_steps).sum() + num_steps.sum()),
     }
-
-
-def _parameter_names(template):
-    """Name of every entry of the raveled vector, e.g. ``network/dense_0/kernel[3, 1]``."""
-    names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
-        base = "/".join(str(getattr(k, "key", k)) for k in path)
-        shape = np.shape(leaf)
-        names.extend(
-            f"{base}[{', '.join(map(str, idx))}]" if shape else base for idx in np.ndindex(shape)
-        )
-    return names
 
 
 #: The thresholds of the ConvergenceWarning: R-hat (Vehtari et al., 2021) and
@@ -395,6 +375,7 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
     del validation  # a sampler runs its whole budget; see NUTS.run
     chain_method = _resolve_chain_method(chain_method, config.n_chains)
     key_start, key_sample = jax.random.split(key)
+    key_diag = jax.random.fold_in(key, 3)
     input_shape = data.X.shape[1:]
     template = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(template))
@@ -432,6 +413,8 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
     warmup_info = jax.tree.map(lambda x: x[: config.n_warmup], info)
     draw_info = jax.tree.map(lambda x: x[config.n_warmup :], info)
     diagnostics = diagnose(draws, warmup_info, draw_info, template, config.max_tree_depth)
+    diagnostics.update(prediction_diagnostics(
+        model, unravel_numpy(draws, template), data, key_diag))
     diagnostics["n_devices"] = n_devices
     diagnostics["chain_method"] = chain_method
     diagnostics["init"] = "warm_start" if init_params is not None else init
@@ -445,7 +428,7 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
         warnings.warn("NUTS: " + " ".join(problems), ConvergenceWarning)
     n_iter = config.n_warmup + config.n_draws * config.thinning
     return InferenceResult(
-        posterior=SamplePosterior(_unravel_numpy(draws, template)),
+        posterior=SamplePosterior(unravel_numpy(draws, template)),
         loss_curve=loss_curve,
         n_iter=n_iter,
         diagnostics=diagnostics,
@@ -557,7 +540,8 @@ class NUTS(BaseStrategy):
 
     #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
     fitted_diagnostics = ("rhat", "ess", "max_rhat", "min_ess", "n_divergences", "step_size",
-                          "mean_tree_depth")
+                          "mean_tree_depth", "prediction_rhat", "prediction_ess",
+                          "max_prediction_rhat", "min_prediction_ess")
 
     _parameter_constraints = {
         "n_chains": [Interval(Integral, 1, None, closed="left")],

@@ -67,6 +67,7 @@ from ..utils._io import serializable
 from ..utils._random import normal_like
 from ..utils._sklearn_compat import Interval, StrOptions
 from .base import (
+    MIN_SCORED_ROWS,
     TEMPERATURE_LADDER,
     BaseStrategy,
     Data,
@@ -77,6 +78,7 @@ from .base import (
     check_finite,
     choose_temperature,
     count_batches,
+    sample_diagnostics,
     scan_minibatches,
     start_positions,
 )
@@ -86,8 +88,6 @@ __all__ = [
     "PSGLDConfig",
     "PSGLDInfo",
     "PSGLDState",
-    "TEMPERATURE_LADDER",
-    "diagnose",
     "epochs_for_all_draws",
     "init",
     "kept_draws",
@@ -292,13 +292,6 @@ def _chain_loglik(model, params, X, y):
     return jax.vmap(lambda p: model.log_likelihood(p, X, y))(params)
 
 
-@jax.jit
-def _draw_loglik(model, draws, X, y):
-    """Per-row log-likelihood under every draw: ``(n_chains, n_draws, n_rows)``."""
-    return jax.vmap(lambda chain: jax.lax.map(lambda p: model.log_likelihood(p, X, y), chain))(
-        draws)
-
-
 def _plan_cycles(total_steps, n_cycles, n_draws, burn_in):
     """Per cycle: ``(start, end, n_burn, kept, thin)``, keeping at most ``n_draws`` in all."""
     ends = [(c + 1) * total_steps // n_cycles for c in range(n_cycles)]
@@ -385,8 +378,10 @@ class _TemperatureSearch:
         self.n_chains = n_chains
         self.n_groups = len(self.ladder)
         self.n_epochs = n_epochs
-        self.active = n_epochs >= 1 and n_rows >= 4
-        if not self.active:
+        self.active = n_epochs >= 1
+        self.too_few_rows = n_rows * (validation_fraction if n_chains == 1 else 1.0) \
+            < MIN_SCORED_ROWS
+        if not self.active or self.too_few_rows:
             return
         order = np.asarray(jax.random.permutation(key, n_rows))
         if n_chains == 1:
@@ -437,48 +432,6 @@ class _TemperatureSearch:
         return jax.tree.map(lambda x: x[g * c:(g + 1) * c], states)
 
 
-def _chain_params_names(template):
-    names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
-        base = "/".join(str(getattr(k, "key", k)) for k in path)
-        shape = np.shape(leaf)
-        names.extend(
-            f"{base}[{', '.join(map(str, idx))}]" if shape else base for idx in np.ndindex(shape)
-        )
-    return names
-
-
-def _unravel_like(flat, template, lead):
-    leaves, treedef = jax.tree.flatten(template)
-    sizes = [int(np.prod(np.shape(x))) for x in leaves]
-    parts = np.split(flat, np.cumsum(sizes)[:-1], axis=-1) if len(sizes) > 1 else [flat]
-    return jax.tree.unflatten(
-        treedef, [p.reshape((*lead, *np.shape(x))) for p, x in zip(parts, leaves)])
-
-
-def diagnose(model, draws, data: Data, key) -> dict:
-    """R-hat and effective sample size on the parameters and on predictions.
-
-    ``draws``: the posterior's draws, leaves ``(n_chains, n_draws, ...)``.
-    The predictions are the per-row log-likelihoods of up to
-    :data:`~skbnn.diagnostics.N_PREDICTION_ROWS` training rows (a fixed
-    random subset).
-    """
-    leaves = jax.tree.leaves(draws)
-    n_chains, n_draws = leaves[0].shape[:2]
-    flat = np.concatenate([np.asarray(x, np.float64).reshape(n_chains, n_draws, -1)
-                           for x in leaves], axis=-1)
-    template = jax.tree.map(lambda x: x[0, 0], draws)
-    params = diagnostics.parameter_diagnostics(flat, _chain_params_names(template))
-    params["rhat"] = _unravel_like(params["rhat"], template, ())
-    params["ess"] = _unravel_like(params["ess"], template, ())
-    n_rows = data.X.shape[0]
-    rows = np.sort(np.asarray(jax.random.permutation(key, n_rows))[:diagnostics.N_PREDICTION_ROWS])
-    rows = rows[np.asarray(data.weight)[rows] > 0]
-    loglik = np.asarray(_draw_loglik(model, draws, data.X[rows], data.y[rows]), np.float64)
-    return {**params, **diagnostics.prediction_diagnostics(loglik)}
-
-
 def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         init_params=None, validation: Data | None = None) -> InferenceResult:
     """Run ``config.n_chains`` pSGLD chains for ``training.max_iter`` epochs.
@@ -509,7 +462,9 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         search = _TemperatureSearch(
             data, key_val, n_chains=config.n_chains, n_epochs=(2 * burn_epochs) // 3,
             validation_fraction=training.validation_fraction, dtype=dtype)
-        if not search.active:
+        if search.active and search.too_few_rows:
+            search = None  # too few rows to tell temperatures apart: 1
+        elif not search.active:
             problems.append(
                 f"temperature='auto' compares temperatures in the first two thirds of "
                 f"burn-in, and {training.max_iter} epochs at burn_in={float(config.burn_in):g} "
@@ -581,7 +536,7 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = {n_kept}")
     check_finite(draws, strategy="psgld", advice=advice)
     draws = jax.device_get(draws)
-    diagnostics_ = diagnose(model, draws, data, key_diag)
+    diagnostics_ = sample_diagnostics(model, draws, data, key_diag)
     diagnostics_.update({
         "n_steps": total_steps,
         "n_cycles": config.n_cycles,
@@ -643,9 +598,9 @@ class PSGLD(BaseStrategy):
         "auto" chooses it from ``TEMPERATURE_LADDER`` (1, 1/4, 1/16, 1/64) by
         cross-fitting during the first two thirds of burn-in: the warmest
         temperature whose held-back log predictive density is within two
-        standard errors of the best (see the module notes). The chosen value
-        is the fitted estimator's ``temperature_``. A float fixes it; 1 is the
-        Bayes posterior.
+        standard errors of the best (see the module notes); with fewer than 50
+        rows to score, 1. The chosen value is the fitted estimator's
+        ``temperature_``. A float fixes it; 1 is the Bayes posterior.
     rms_decay : float, default=0.99
         Decay of the moving average of squared gradients (Li et al.'s alpha).
     eps : float, default=1e-5

@@ -65,6 +65,7 @@ from ..utils._sklearn_compat import Interval, StrOptions
 from . import map as map_
 from .base import (
     LEARNING_RATE_SCHEDULES,
+    MIN_SCORED_ROWS,
     TEMPERATURE_LADDER,
     BaseStrategy,
     Data,
@@ -75,6 +76,7 @@ from .base import (
     check_finite,
     choose_temperature,
     holdout_rows,
+    loss_settled,
     posterior_log_density,
     scan_minibatches,
     single_start,
@@ -568,29 +570,6 @@ def _group_epoch(model, config, states, data, rng_key, epoch, kl_weights, batch_
     return states, jnp.mean(info.loss, axis=0)
 
 
-#: Epochs at the end of a run whose loss is compared with the epochs before them
-#: to tell whether the ELBO has settled (at least this many, or a tenth of the run).
-SETTLE_EPOCHS = 5
-
-
-def elbo_settled(loss_curve, tol=0.0):
-    """Whether the negative ELBO has stopped falling: ``(settled, drop, noise)``.
-
-    Compares the mean loss of the last ``k`` epochs (a tenth of the run, at
-    least :data:`SETTLE_EPOCHS`) with that of the ``k`` before: it has settled
-    when the drop is within two standard errors of the epochs' own noise, or
-    below ``tol``. Runs shorter than ``2 k`` epochs have not settled.
-    """
-    curve = np.asarray(loss_curve, dtype=np.float64)
-    k = max(SETTLE_EPOCHS, curve.size // 10)
-    if curve.size < 2 * k:
-        return False, float("nan"), float("nan")
-    before, last = curve[-2 * k:-k], curve[-k:]
-    drop = float(before.mean() - last.mean())
-    noise = float(np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / k))
-    return drop <= max(2.0 * noise, tol), drop, noise
-
-
 def _posterior(config, variational, key_data):
     mean, scale = variational
     posterior_class = MeanFieldPosterior if config.local_predictive else GaussianPosterior
@@ -603,14 +582,14 @@ def _posterior(config, variational, key_data):
 
 def _choose_kl_weight(model, data, config, key, training, init_params, monitor):
     """``kl_weight="auto"``: one variational posterior per temperature, trained together
-    on the rows not held back for the first quarter of the epochs, scored on the others.
+    on the rows not held back for the first half of the epochs, scored on the others.
 
     Returns the chosen weight, the chosen group's state, the epochs run and the scores.
     """
     key_rows, key_init, key_epochs, key_predict = jax.random.split(key, 4)
     held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
     fit, val = split_rows(data, held)
-    n_epochs = max(1, training.max_iter // 4)
+    n_epochs = max(1, training.max_iter // 2)
     ladder = jnp.asarray(TEMPERATURE_LADDER, dtype=jnp.result_type(float))
     state = _init(model, config, key_init, data.X.shape[1:], init_params)
     states = jax.tree.map(lambda x: jnp.broadcast_to(x, (ladder.shape[0], *jnp.shape(x))), state)
@@ -655,6 +634,9 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
     key_init, key_epochs, key_predict = jax.random.split(key, 3)
     monitor = EpochMonitor(training, model=model, validation=validation)
     first_epoch, means = 0, None
+    n_held = holdout_rows(key_init, data.X.shape[0], training.validation_fraction).size
+    if bool(jnp.isnan(config.kl_weight)) and n_held < MIN_SCORED_ROWS:
+        config = config.replace(kl_weight=jnp.ones_like(config.learning_rate))
     if bool(jnp.isnan(config.kl_weight)):  # "auto"
         if config.map_epochs:
             init_params = _map_warm_start(model, data, config, key_init, training, init_params)
@@ -687,6 +669,11 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
         stop = monitor.update(loss, mean, extra=f", KL = {float(kl):.6g}")
         if monitor.best_params is mean:
             best = state
+        if validation is None:
+            # the ELBO is a noisy estimate, and on small data the variances grow
+            # from init_scale by less per epoch than that noise: without early
+            # stopping VI runs its whole budget, as the samplers do
+            stop = False
         if stop:
             stopped = True
             break
@@ -694,7 +681,8 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
         state = best
     mean, scale, key_data = _posterior_parts(state.variational, key_predict)
     check_finite((mean, scale), strategy="vi", advice=advice)
-    settled, drop, noise = elbo_settled(monitor.loss_curve[first_epoch:], training.tol)
+    settled, drop, noise = loss_settled(monitor.loss_curve[first_epoch:], training.tol,
+                                        window=training.n_iter_no_change)
     if not stopped and not settled:
         what = (f"it fell by {drop:.3g} per data point over the last epochs, more than its "
                 f"noise ({noise:.2g})" if math.isfinite(drop) else "the run was too short to tell")
@@ -740,12 +728,12 @@ class VI(BaseStrategy):
     kl_weight : float or "auto", default="auto"
         Weight of the KL term: the posterior temperature ``T`` (the ELBO of
         ``p(theta | data)^(1/T)``, up to the factor ``T``). Below 1: a cold
-        posterior, more confident. "auto": for the first quarter of the epochs
+        posterior, more confident. "auto": for the first half of the epochs
         one variational posterior per weight of 1, 1/4, 1/16 and 1/64 is
         trained (all together, vmapped) without ``validation_fraction`` of the
         rows; the held-back rows' log predictive density chooses the warmest
         weight within two standard errors of the best, and its posterior goes
-        on with all rows. The chosen value is in ``diagnostics_["kl_weight"]``.
+        on with all rows. With fewer than 50 held-back rows, 1. The chosen value is in ``diagnostics_["kl_weight"]``.
     init_scale : float, default=1e-3
         Initial standard deviation of every parameter; the means start at the
         network's usual initialisation (or the MAP warm start).
@@ -768,10 +756,16 @@ class VI(BaseStrategy):
     -----
     ``loss_curve_`` is the negative ELBO per data point (see the module notes);
     the stopping rule (``tol``, ``n_iter_no_change``, ``early_stopping``) acts
-    on it, or on the validation score of the mean parameters. When the run
-    ends at ``max_iter`` with the ELBO still falling (the last tenth of the
-    epochs lower than the tenth before by more than their noise), a
-    ``ConvergenceWarning`` says so.
+    on it only with ``early_stopping=True`` (the validation score of the
+    mean parameters). Otherwise VI runs all ``max_iter`` epochs, as the
+    samplers do: the ELBO is a noisy estimate, and on small data the
+    standard deviations grow from ``init_scale`` by less per epoch than that
+    noise, so MLP's rule (``tol`` better than the best within
+    ``n_iter_no_change`` epochs) stopped it long before the posterior was
+    reached. At the end, when the ELBO is still falling (the mean loss of the
+    last ``n_iter_no_change`` epochs, or the last tenth when more, below that
+    of the epochs before by more than two standard errors of its noise and
+    more than ``tol``: :func:`~skbnn.inference.base.loss_settled`), a ``ConvergenceWarning`` says so.
     """
 
     name = "vi"

@@ -14,7 +14,9 @@ from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
 from skbnn.inference import PSGLD
 from skbnn.inference.psgld import (
     PSGLDConfig,
+    epochs_for_all_draws,
     init,
+    kept_draws,
     preconditioner,
     save_plan,
     step_size_schedule,
@@ -107,9 +109,16 @@ def test_cyclical_save_plan_keeps_draws_at_the_end_of_every_cycle():
     np.testing.assert_array_equal(plan.save_steps, [38, 50, 84, 92, 100])
 
 
-def test_save_plan_refuses_more_draws_than_steps():
-    with pytest.raises(ValueError, match="n_draws=30 .* Raise max_iter"):
-        save_plan(_config(n_draws=30, burn_in=0.5), 50)
+def test_save_plan_keeps_one_draw_per_step_when_short_of_steps():
+    # 25 steps follow burn-in: 25 draws, one per step, the last at the last step
+    config = _config(n_draws=30, burn_in=0.5)
+    plan = save_plan(config, 50)
+    np.testing.assert_array_equal(plan.save_steps, np.arange(26, 51))
+    assert kept_draws(config, 50) == 25
+    # the smallest budget that keeps all 30: 60 steps (30 after burn-in)
+    assert epochs_for_all_draws(config, steps_per_epoch=10, max_iter=5) == 6
+    # a single step still keeps its state
+    assert kept_draws(config, 1) == 1
     with pytest.raises(ValueError, match="at least one draw per cycle"):
         save_plan(_config(n_draws=3, n_cycles=4), 400)
 
