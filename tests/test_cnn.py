@@ -212,11 +212,10 @@ def test_laplace_over_all_weights_keeps_the_map_and_adds_uncertainty(structure, 
     from skbnn.inference import MAP, Laplace
 
     X_train, X_test, y_train, y_test = digits_split
-    map_clf = _small(inference=MAP(learning_rate_schedule="constant")).fit(X_train, y_train)
+    map_clf = _small(inference=MAP()).fit(X_train, y_train)
     clf = _small(inference=Laplace(subset_of_weights="all", hessian_structure=structure,
                                    rank=10)).fit(X_train, y_train)
-    # the same MAP underneath (same settings and random_state; Laplace's own MAP
-    # is at a constant step size)
+    # the same MAP underneath (same settings and random_state)
     for got, expected in zip(clf.coefs_, map_clf.coefs_):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     proba = clf.predict_proba(X_test)

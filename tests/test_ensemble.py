@@ -120,11 +120,12 @@ def test_votes_follow_the_posterior_draws(iris):
     X, y = iris
     hard = SampleEnsemble(BayesianMLPClassifier(**_NET)).fit(X, y)
     draws = hard.estimator_.sample_predictions(X)
-    assert draws.shape == (20, 150, 3)
+    n_members = draws.shape[0]
+    assert n_members == hard.estimator_.posterior_.n_draws  # every chain's draws
     votes = draws.argmax(axis=2)  # (members, samples)
     counts = np.stack([(votes == k).sum(axis=0) for k in range(3)], axis=1)
     np.testing.assert_array_equal(hard.predict(X), hard.classes_[counts.argmax(axis=1)])
-    np.testing.assert_allclose(hard.certainty(X), counts.max(axis=1) / 20)
+    np.testing.assert_allclose(hard.certainty(X), counts.max(axis=1) / n_members)
     np.testing.assert_array_equal(hard.transform(X), hard.classes_[votes.T])
     # the draws disagree on some inputs, so certainty is not trivially 1 ...
     assert hard.certainty(X).min() < 1

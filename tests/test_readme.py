@@ -41,10 +41,14 @@ def test_readme_demo_command_runs_as_written():
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     # One table row per registered strategy, with a sane accuracy on digits.
+    scores = {}
     for name in [*STRATEGIES, "cnn psgld"]:
         row = re.search(rf"^{name}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)", out, re.M)
         assert row, f"no demo row for {name!r} in:\n{out}"
         accuracy, nll, ece = (float(row.group(k)) for k in (1, 2, 3))
         assert accuracy >= 0.9, (name, accuracy)
         assert 0 < nll < 0.5 and 0 <= ece < 0.1, (name, nll, ece)
+        scores[name] = (nll, ece)
+    # the first thing a user sees: the default strategy better calibrated than MAP
+    assert scores["psgld"][0] < scores["map"][0] and scores["psgld"][1] < scores["map"][1], out
     assert "least sure about" in out

@@ -255,7 +255,8 @@ def loss_settled(loss_curve, tol=0.0, *, window=10):
     Compares the mean loss of the last ``k`` epochs (``window``, or a tenth of
     the run when that is more) with that of the ``k`` before: it has settled
     when the drop is within two standard errors of the epochs' own noise, or
-    below ``tol``. Runs shorter than ``2 k`` epochs have not settled.
+    below ``tol`` per epoch (MLP's unit: ``tol`` is an improvement per epoch).
+    Runs shorter than ``2 k`` epochs have not settled.
     """
     curve = np.asarray(loss_curve, dtype=np.float64)
     k = max(2, window, curve.size // 10)
@@ -264,7 +265,7 @@ def loss_settled(loss_curve, tol=0.0, *, window=10):
     before, last = curve[-2 * k:-k], curve[-k:]
     drop = float(before.mean() - last.mean())
     noise = float(np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / k))
-    return drop <= max(2.0 * noise, tol), drop, noise
+    return drop <= max(2.0 * noise, tol * k), drop, noise
 
 
 class EpochMonitor:

@@ -691,8 +691,10 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
             f"epochs: {what}. Raise max_iter.", ConvergenceWarning)
     n_iter = len(monitor.loss_curve)
     posterior = _posterior(config, (mean, scale), key_data)
+    steps_per_epoch = -(-data.X.shape[0] // training.batch_size)
     diagnostics = {"kl": float(kl), "map_epochs": config.map_epochs,
-                   "kl_weight": float(config.kl_weight)}
+                   "kl_weight": float(config.kl_weight),
+                   "n_steps": (n_iter + config.map_epochs) * steps_per_epoch}
     if means is not None:
         diagnostics["kl_weight_scores"] = {str(t): v for t, v in means.items()}
     return InferenceResult(
@@ -765,7 +767,7 @@ class VI(BaseStrategy):
     reached. At the end, when the ELBO is still falling (the mean loss of the
     last ``n_iter_no_change`` epochs, or the last tenth when more, below that
     of the epochs before by more than two standard errors of its noise and
-    more than ``tol``: :func:`~skbnn.inference.base.loss_settled`), a ``ConvergenceWarning`` says so.
+    more than ``tol`` per epoch: :func:`~skbnn.inference.base.loss_settled`), a ``ConvergenceWarning`` says so.
     """
 
     name = "vi"

@@ -30,9 +30,11 @@ def test_map_is_the_exact_posterior_mode():
 
 
 def test_stops_when_loss_plateaus_like_mlp(digits_split):
+    # at a constant step size, as MLPClassifier's Adam
     X_train, _, y_train, _ = digits_split
-    clf = BayesianMLPClassifier((32,), inference="map", max_iter=500, tol=1e-2,
-                                n_iter_no_change=3, random_state=0).fit(X_train, y_train)
+    clf = BayesianMLPClassifier((32,), inference=MAP(learning_rate_schedule="constant"),
+                                max_iter=500, tol=1e-2, n_iter_no_change=3,
+                                random_state=0).fit(X_train, y_train)
     assert clf.n_iter_ < 500
     assert len(clf.loss_curve_) == clf.n_iter_
     # scikit-learn's rule: an epoch whose loss is not below the best so far by
@@ -45,11 +47,27 @@ def test_stops_when_loss_plateaus_like_mlp(digits_split):
     assert clf.best_loss_ == pytest.approx(min(clf.loss_curve_))
 
 
+def test_cosine_runs_its_whole_plan_whatever_the_stopping_rule(digits_split):
+    # the settings that stop a constant step size early: the cosine goes on,
+    # since stopping in its middle would keep its large steps' noise
+    X_train, _, y_train, _ = digits_split
+    clf = BayesianMLPClassifier((32,), inference="map", max_iter=60, tol=1e-2,
+                                n_iter_no_change=3, random_state=0).fit(X_train, y_train)
+    assert clf.n_iter_ == 60
+
+
 def test_budget_exhausted_warns():
     X = np.random.RandomState(0).normal(size=(50, 3))
     y = (X[:, 0] > 0).astype(int)
-    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(3\\)"):
+    constant = MAP(learning_rate_schedule="constant")
+    with pytest.warns(ConvergenceWarning, match="inference='map'.*Maximum iterations \\(3\\)"):
+        BayesianMLPClassifier((4,), inference=constant, max_iter=3, random_state=0).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="still falling .* max_iter=3 epochs"):
         BayesianMLPClassifier((4,), inference="map", max_iter=3, random_state=0).fit(X, y)
+    # a run whose loss has settled does not warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        BayesianMLPClassifier((4,), inference="map", max_iter=200, random_state=0).fit(X, y)
 
 
 def test_early_stopping_keeps_the_best_validation_parameters(digits_split):

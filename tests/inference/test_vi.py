@@ -289,7 +289,7 @@ def test_runs_on_a_convolutional_network_and_compiles_once():
     assert compiled == []
     draws = first.posterior.predictive_draws()
     assert jax.tree.leaves(draws)[0].shape[0] == 100
-    assert first.n_steps == (5 + 2) * 4
+    assert first.diagnostics["n_steps"] == (5 + 2) * 4
 
 
 @pytest.fixture(scope="module")
