@@ -34,7 +34,13 @@ initialisation, scales at 1e-3), run in this process. For both, predict s is a s
 the 10,000 test digits with 100 draws (the first one compiles): skbnn's
 ``predict_proba`` against ``numpyro.infer.Predictive``.
 
+The ``defaults-*`` rows (``--rows defaults-map,defaults-psgld,defaults-vi,
+defaults-laplace``) run each strategy at every default, batch size included
+(``batch_size="auto"``: 200 rows here), with only the architecture and the
+epochs set; their fit s includes compiling.
+
 Run: python benchmarks/mnist_mlp.py [--data-dir ../shared/data] [--epochs 20]
+     [--rows ...] [--results benchmarks/results/mnist_mlp.json]
 """
 
 import argparse
@@ -144,6 +150,21 @@ def skbnn_row(args, data, inference, alpha=None):
     laplace_s = clf.diagnostics_.get("laplace_seconds", 0.0)
     per_epoch = (fit - laplace_s) / clf.n_iter_
     return clf, fit, max(warmup_s - per_epoch - laplace_s, 0.0), clf.n_iter_, laplace_s
+
+
+def defaults_row(args, data, inference):
+    """The strategy at every default (batch size included): only the architecture and
+    ``--epochs`` set. fit s includes compiling (the temperature search's programs are
+    not compiled by a one-epoch fit)."""
+    X, y = data["train"]
+    clf = BayesianMLPClassifier(HIDDEN, inference=inference, max_iter=args.epochs,
+                                random_state=args.seed)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    fit = time.perf_counter() - t0
+    return clf, fit, 0.0, clf.n_iter_, clf.diagnostics_.get("laplace_seconds", 0.0)
 
 
 def numpyro_svi_row(args, data):
@@ -295,12 +316,14 @@ def main(argv=None):
     parser.add_argument("--laplace-alpha", type=float, default=1.0,
                         help="prior precision of the laplace and laplace-torch rows")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default="", help="write the rows to this JSON file")
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
                         help="comma-separated subset of sklearn,map,map-laplace-alpha,psgld1,"
                              "psgld4,vi,vi1,"
                              "numpyro-svi,laplace-ll-kron,laplace-all-kron,laplace-all-kron-pl,"
                              "laplace-all-diag,laplace-all-lowrank,"
-                             "laplace-torch (skipped when torch or laplace-torch is missing)")
+                             "laplace-torch (skipped when torch or laplace-torch is missing), "
+                             "defaults-map,defaults-psgld,defaults-vi,defaults-laplace")
     parser.add_argument("--rank", type=int, default=20, help="laplace-all-lowrank rank")
     args = parser.parse_args(argv)
 
@@ -324,9 +347,9 @@ def main(argv=None):
     makers = {
         "sklearn": ("sklearn MLPClassifier", lambda: sklearn_row(args, data)),
         "map": ("skbnn map", lambda: skbnn_row(args, data, MAP())),
-        # the mode the laplace rows start from: Laplace's MAP is at a constant step size
+        # the mode the laplace rows start from
         "map-laplace-alpha": ("skbnn map (laplace alpha)", lambda: skbnn_row(
-            args, data, MAP(learning_rate_schedule="constant"), alpha=args.laplace_alpha)),
+            args, data, MAP(), alpha=args.laplace_alpha)),
         "psgld1": ("skbnn psgld 1 chain", lambda: skbnn_row(args, data, psgld(1))),
         "psgld4": ("skbnn psgld 4 chains", lambda: skbnn_row(args, data, psgld(4))),
         "vi": ("skbnn vi", lambda: skbnn_row(args, data, vi(args.kl_weight),
@@ -350,6 +373,9 @@ def main(argv=None):
             args, data, Laplace(subset_of_weights="all", hessian_structure="lowrank",
                                 rank=args.rank), alpha=args.laplace_alpha)),
         "laplace-torch": ("laplace-torch ll kron", lambda: laplace_torch_row(args, data)),
+        **{f"defaults-{name}": (f"skbnn {name} (defaults)",
+                                lambda name=name: defaults_row(args, data, name))
+           for name in ("map", "psgld", "vi", "laplace")},
     }
     rows = []
     for key in args.rows.split(","):
@@ -413,6 +439,27 @@ def main(argv=None):
                   "(target 0)")
         print(f"laplace ll kron NLL {ll['NLL']:.4f} (target <= 0.06), ECE {ll['ECE']:.4f} "
               f"(target <= 0.006), AUROC {ll['AUROC']:.4f} (target >= 0.92)")
+    default_map = by.get("skbnn map (defaults)")
+    if default_map:
+        print()
+        for name in ("psgld", "vi", "laplace"):
+            r = by.get(f"skbnn {name} (defaults)")
+            if r:
+                print(f"{name} at defaults: NLL {r['NLL']:.4f} against map's {default_map['NLL']:.4f}, "
+                      f"ECE {r['ECE']:.4f} against {default_map['ECE']:.4f} (target: both lower)")
+    if args.results:
+        import json
+        import os
+        import platform
+
+        import jax
+        os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+        with open(args.results, "w") as f:
+            json.dump({"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                                   "jax": jax.__version__, "backend": jax.default_backend()},
+                       "settings": {k: v for k, v in vars(args).items()},
+                       "rows": rows}, f, indent=1, default=float)
+        print(f"results written to {args.results}")
     if base is not None:
         one, four, mapr = (by.get("skbnn psgld 1 chain"), by.get("skbnn psgld 4 chains"),
                            by.get("skbnn map"))

@@ -458,7 +458,9 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
     input_shape = data.X.shape[1:]
     search = None
     if bool(jnp.isnan(config.temperature)):  # "auto"
-        burn_epochs = math.floor(float(config.burn_in) * training.max_iter)
+        # the burn-in of the first cycle (the whole run's, with one cycle): no draw is
+        # kept before it ends
+        burn_epochs = math.floor(float(config.burn_in) * training.max_iter / config.n_cycles)
         search = _TemperatureSearch(
             data, key_val, n_chains=config.n_chains, n_epochs=(2 * burn_epochs) // 3,
             validation_fraction=training.validation_fraction, dtype=dtype)
