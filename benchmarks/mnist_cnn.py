@@ -31,7 +31,6 @@ import warnings
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from sklearn.exceptions import ConvergenceWarning

@@ -416,13 +416,13 @@ def main(argv=None):
     by = {r["method"]: r for r in rows}
     svi = by.get("numpyro SVI AutoNormal")
     for name in ("skbnn vi", "skbnn vi kl_weight=1"):
-        vi = by.get(name)
-        if vi and svi:
+        row = by.get(name)
+        if row and svi:
             print()
-            print(f"{name} fit / numpyro SVI fit: {vi['fit s'] / svi['fit s']:.2f} "
+            print(f"{name} fit / numpyro SVI fit: {row['fit s'] / svi['fit s']:.2f} "
                   "(target <= 0.5)")
             print(f"{name} predict / numpyro Predictive: "
-                  f"{vi['predict s'] / svi['predict s']:.2f} (target <= 0.2)")
+                  f"{row['predict s'] / svi['predict s']:.2f} (target <= 0.2)")
     ll, peer = by.get("skbnn laplace ll kron"), by.get("laplace-torch ll kron")
     mapr = by.get("skbnn map (laplace alpha)")
     if mapr is None and args.laplace_alpha == args.alpha:

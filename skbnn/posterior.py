@@ -7,8 +7,8 @@ metadata, so a fitted estimator pickles and saves as plain data:
   per parameter leaf (the chain axis is kept for diagnostics; :meth:`SamplePosterior.flatten`
   merges it).
 - :class:`GaussianPosterior`: a mean and a covariance of a named ``structure``
-  (``"diag"``, ``"kron"``, ``"lowrank"`` or ``"full"``; the structures are
-  dispatched through plain dicts, so a new one is a new entry), over all
+  (``"diag"``, ``"kron"``, ``"lowrank"`` or ``"full"``: one class each in
+  :mod:`skbnn.structures`, so a new one is a new class there), over all
   parameters or over one sub-tree of them (``subset``, e.g. the last layer),
   the rest held at the mean. Its ``predictive`` is Monte Carlo over the network
   (``"network"``) or over the network linearised at the mean (``"glm"``, with a
@@ -32,16 +32,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.flatten_util import ravel_pytree
 
 from ._types import Params
+from .structures import STRUCTURES, get_structure, layers, row_jacobians
 from .utils._io import serializable
+from .utils._tree import get_path, set_path
 
 __all__ = [
     "STRUCTURES",
     "GaussianPosterior",
     "SamplePosterior",
     "predictive",
+    "row_jacobians",
 ]
 
 
@@ -101,205 +103,6 @@ class SamplePosterior:
         return None
 
 
-# ---------------------------------------------------------------------------
-# Gaussian posteriors: one function per structure and operation, in dicts.
-
-#: Covariance structures a :class:`GaussianPosterior` can name.
-STRUCTURES = ("diag", "kron", "lowrank", "full")
-
-
-def _sample_diag(rng_key, mean, factors, n):
-    scale = factors["scale"]
-    leaves, treedef = jax.tree.flatten(mean)
-    keys = jax.random.split(rng_key, len(leaves))
-    eps = [jax.random.normal(k, (n, *m.shape), m.dtype) for k, m in zip(keys, leaves)]
-    return jax.tree.map(
-        lambda m, s, e: m + s * e, mean, scale, jax.tree.unflatten(treedef, eps)
-    )
-
-
-def _sample_full(rng_key, mean, factors, n):
-    flat, unravel = ravel_pytree(mean)
-    tril = factors["scale_tril"]
-    eps = jax.random.normal(rng_key, (n, flat.shape[0]), flat.dtype)
-    return jax.vmap(unravel)(flat + eps @ tril.T)
-
-
-def _log_det_diag(mean, factors):
-    return 2.0 * sum(jnp.sum(jnp.log(s)) for s in jax.tree.leaves(factors["scale"]))
-
-
-def _log_det_full(mean, factors):
-    return 2.0 * jnp.sum(jnp.log(jnp.diag(factors["scale_tril"])))
-
-
-def _variance_diag(mean, factors):
-    return jax.tree.map(jnp.square, factors["scale"])
-
-
-def _variance_full(mean, factors):
-    _, unravel = ravel_pytree(mean)
-    return unravel(jnp.sum(jnp.square(factors["scale_tril"]), axis=1))
-
-
-# "kron": one block per dense layer over the matrix ``[kernel; bias]`` of shape
-# ``(fan_in + 1, fan_out)`` (the bias is the last row), raveled row-major. The
-# precision of a block is ``kron(Q, G) + prior_precision * I`` with
-# ``Q = vecs_in diag(vals_in) vecs_in^T`` and ``G = vecs_out diag(vals_out) vecs_out^T``,
-# so its eigenvalues are ``outer(vals_in, vals_out) + prior_precision`` and its
-# eigenvectors ``kron(vecs_in, vecs_out)``. Factors: ``{block_name: {"vecs_in",
-# "vals_in", "vecs_out", "vals_out", "prior_precision"}}``; the covered sub-tree is
-# either one layer ``{"kernel", "bias"}`` (block name ``""``) or a dict of layers.
-
-
-def _kron_layers(covered):
-    return {"": covered} if "kernel" in covered else covered
-
-
-def _kron_unlayers(covered, layers):
-    return layers[""] if "kernel" in covered else layers
-
-
-def _kron_matrix(layer):
-    return jnp.concatenate([layer["kernel"], layer["bias"][None]], axis=0)
-
-
-def _kron_inv_eigvals(f):
-    return 1.0 / (jnp.outer(f["vals_in"], f["vals_out"]) + f["prior_precision"])
-
-
-def _sample_kron(rng_key, mean, factors, n):
-    layers = _kron_layers(mean)
-    keys = jax.random.split(rng_key, len(layers))
-    drawn = {}
-    for key, name in zip(keys, sorted(layers)):
-        layer, f = layers[name], factors[name]
-        scale = jnp.sqrt(_kron_inv_eigvals(f))
-        eps = jax.random.normal(key, (n, *scale.shape), scale.dtype) * scale
-        delta = jnp.einsum("ia,nab,jb->nij", f["vecs_in"], eps, f["vecs_out"])
-        drawn[name] = {"kernel": layer["kernel"] + delta[:, :-1],
-                       "bias": layer["bias"] + delta[:, -1]}
-    return _kron_unlayers(mean, drawn)
-
-
-def _log_det_kron(mean, factors):
-    return sum(jnp.sum(jnp.log(_kron_inv_eigvals(f))) for f in factors.values())
-
-
-def _variance_kron(mean, factors):
-    out = {}
-    for name, f in factors.items():
-        var = jnp.square(f["vecs_in"]) @ _kron_inv_eigvals(f) @ jnp.square(f["vecs_out"]).T
-        out[name] = {"kernel": var[:-1], "bias": var[-1]}
-    return _kron_unlayers(mean, out)
-
-
-# "lowrank": precision ``U diag(eigvals) U^T + prior_precision * I`` with ``U``
-# of shape ``(P, rank)`` orthonormal, over the raveled covered parameters.
-
-
-def _lowrank_gap(factors):
-    """Covariance in the span of ``eigvecs`` minus the isotropic part: ``1/(λ+δ) - 1/δ``."""
-    delta = factors["prior_precision"]
-    return 1.0 / (factors["eigvals"] + delta) - 1.0 / delta
-
-
-def _sample_lowrank(rng_key, mean, factors, n):
-    flat, unravel = ravel_pytree(mean)
-    u, lam, delta = factors["eigvecs"], factors["eigvals"], factors["prior_precision"]
-    z = jax.random.normal(rng_key, (n, flat.shape[0]), flat.dtype)
-    # (I/sqrt(δ) + U diag(c) U^T) is a symmetric square root of the covariance
-    c = 1.0 / jnp.sqrt(lam + delta) - 1.0 / jnp.sqrt(delta)
-    x = z / jnp.sqrt(delta) + ((z @ u) * c) @ u.T
-    return jax.vmap(unravel)(flat + x)
-
-
-def _log_det_lowrank(mean, factors):
-    lam, delta = factors["eigvals"], factors["prior_precision"]
-    n_params = factors["eigvecs"].shape[0]
-    return -jnp.sum(jnp.log(lam + delta)) - (n_params - lam.shape[0]) * jnp.log(delta)
-
-
-def _variance_lowrank(mean, factors):
-    _, unravel = ravel_pytree(mean)
-    var = 1.0 / factors["prior_precision"] + jnp.square(factors["eigvecs"]) @ _lowrank_gap(factors)
-    return unravel(var)
-
-
-_SAMPLE = {"diag": _sample_diag, "full": _sample_full, "kron": _sample_kron,
-           "lowrank": _sample_lowrank}
-_LOG_DET = {"diag": _log_det_diag, "full": _log_det_full, "kron": _log_det_kron,
-            "lowrank": _log_det_lowrank}
-_VARIANCE = {"diag": _variance_diag, "full": _variance_full, "kron": _variance_kron,
-             "lowrank": _variance_lowrank}
-
-
-# Covariance of the linearised outputs ``J Sigma J^T``, shape ``(n, K, K)``, from
-# the Jacobian ``J`` of the outputs with respect to the covered parameters: a
-# pytree like the covered sub-tree whose leaves have two leading axes ``(n, K)``.
-
-
-def _flat_jacobian(jac):
-    return jnp.concatenate(
-        [x.reshape(x.shape[:2] + (-1,)) for x in jax.tree.leaves(jac)], axis=-1
-    )
-
-
-def _output_cov_diag(mean, factors, jac):
-    j = _flat_jacobian(jac)
-    var, _ = ravel_pytree(jax.tree.map(jnp.square, factors["scale"]))
-    return jnp.einsum("bkp,p,blp->bkl", j, var, j)
-
-
-def _output_cov_full(mean, factors, jac):
-    js = _flat_jacobian(jac) @ factors["scale_tril"]
-    return jnp.einsum("bkp,blp->bkl", js, js)
-
-
-def _output_cov_kron(mean, factors, jac):
-    cov = 0.0
-    for name, j in _kron_layers(jac).items():
-        f = factors[name]
-        jm = jnp.concatenate([j["kernel"], j["bias"][:, :, None]], axis=2)
-        m = jnp.einsum("ia,bkij,jc->bkac", f["vecs_in"], jm, f["vecs_out"])
-        cov = cov + jnp.einsum("bkac,ac,blac->bkl", m, _kron_inv_eigvals(f), m)
-    return cov
-
-
-def _output_cov_lowrank(mean, factors, jac):
-    j = _flat_jacobian(jac)
-    ju = j @ factors["eigvecs"]
-    iso = jnp.einsum("bkp,blp->bkl", j, j) / factors["prior_precision"]
-    return iso + jnp.einsum("bkr,r,blr->bkl", ju, _lowrank_gap(factors), ju)
-
-
-_OUTPUT_COV = {"diag": _output_cov_diag, "full": _output_cov_full, "kron": _output_cov_kron,
-               "lowrank": _output_cov_lowrank}
-
-
-def _dispatch(table, structure):
-    try:
-        return table[structure]
-    except KeyError:
-        raise ValueError(
-            f"Covariance structure {structure!r} is not available; "
-            f"available: {sorted(table)}."
-        ) from None
-
-
-def _get_path(tree, path):
-    for name in path:
-        tree = tree[name]
-    return tree
-
-
-def _set_path(tree, path, value):
-    if not path:
-        return value
-    head, *rest = path
-    return {**tree, head: _set_path(tree[head], tuple(rest), value)}
-
-
 @serializable
 @struct.dataclass
 class GaussianPosterior:
@@ -348,7 +151,7 @@ class GaussianPosterior:
     predictive: str = struct.field(pytree_node=False, default="network")
 
     def _covered_mean(self):
-        return _get_path(self.mean, self.subset)
+        return get_path(self.mean, self.subset)
 
     def mean_params(self) -> Params:
         """Posterior mean of every parameter."""
@@ -358,25 +161,30 @@ class GaussianPosterior:
         """Where a warm start resumes: the mean."""
         return self.mean
 
+    @property
+    def covariance(self):
+        """The :class:`~skbnn.structures.Structure` the factors are in."""
+        return get_structure(self.structure)
+
     def sample(self, rng_key, n) -> Params:
         """``n`` parameter draws: leaves ``(n, ...)``."""
         mean = self._covered_mean()
-        covered = _dispatch(_SAMPLE, self.structure)(rng_key, mean, self.factors, n)
+        covered = self.covariance.sample(rng_key, mean, self.factors, n)
         root = jnp.sqrt(jnp.asarray(self.temperature))
         covered = jax.tree.map(lambda d, m: m + root * (d - m), covered, mean)
         full = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), self.mean)
-        return _set_path(full, self.subset, covered)
+        return set_path(full, self.subset, covered)
 
     def log_det(self):
         """Log-determinant of the covariance of the covered parameters."""
         mean = self._covered_mean()
         n_covered = sum(x.size for x in jax.tree.leaves(mean))
-        return (_dispatch(_LOG_DET, self.structure)(mean, self.factors)
+        return (self.covariance.log_det(mean, self.factors)
                 + n_covered * jnp.log(jnp.asarray(self.temperature)))
 
     def marginal_variance(self) -> Params:
         """Marginal variances of the covered parameters (a pytree like the covered sub-tree)."""
-        variance = _dispatch(_VARIANCE, self.structure)(self._covered_mean(), self.factors)
+        variance = self.covariance.variance(self._covered_mean(), self.factors)
         return jax.tree.map(lambda v: v * self.temperature, variance)
 
     def predictive_draws(self, rng_key=None) -> Params:
@@ -395,7 +203,7 @@ class GaussianPosterior:
                 f"predictive={self.predictive!r} is not available; "
                 "choose 'network', 'glm' or 'glm_mc'."
             )
-        covered = _get_path(draws, self.subset)
+        covered = get_path(draws, self.subset)
         return _map_chunks(lambda chunk: _glm_draws_chunk(model, self, covered, chunk),
                            X, chunk_size, row_axis=1)
 
@@ -411,7 +219,7 @@ class GaussianPosterior:
         if self.predictive != "glm":
             return None
         n_outputs = model.likelihood.n_network_outputs
-        if self.structure in ("diag", "kron"):
+        if self.structure in DENSE_SHORTCUT:
             # the dense-layer path holds n_outputs gradients of each activation
             per_row = n_outputs * model.network.activation_size(np.shape(X)[1:])
         else:
@@ -443,28 +251,32 @@ def _outputs_fn(model, posterior, X):
         )
 
     def outputs(covered):
-        params = _set_path(posterior.mean, posterior.subset, covered)
+        params = set_path(posterior.mean, posterior.subset, covered)
         return model.network.apply(params["network"], X)
 
     return outputs
 
 
+#: Structures with a dense-layer shortcut for the output covariance.
+DENSE_SHORTCUT = ("diag", "kron")
+
+
 def _dense_output_cov(model, posterior, X):
-    """``(outputs, J Sigma J^T)`` for "diag" and "kron" over dense layers, or None.
+    """``(outputs, J Sigma J^T)`` over dense layers for structures with a shortcut, or None.
 
     A dense layer's Jacobian for output ``k`` is ``a ⊗ g_k`` (``a``: the layer's
     input with a 1 appended, ``g_k``: the gradient of output ``k`` with respect
     to the layer's output), so with a diagonal or Kronecker covariance
-    ``J Sigma J^T = sum_j g_kj g_lj s_j`` with ``s = a^2 @ variances`` (in the
-    Kronecker eigenbases for "kron"): ``n_outputs`` backward passes per chunk and
-    nothing of the size of the covered weights per row.
+    ``J Sigma J^T`` needs ``n_outputs`` backward passes per chunk and nothing
+    of the size of the covered weights per row
+    (:meth:`~skbnn.structures.Structure.dense_layer_cov`).
     """
-    if posterior.structure not in ("diag", "kron") or not posterior.subset \
+    if posterior.structure not in DENSE_SHORTCUT or not posterior.subset \
             or posterior.subset[0] != "network":
         return None
-    layers = _kron_layers(posterior._covered_mean())
+    covered = layers(posterior._covered_mean())
     prefix = "/".join(posterior.subset[1:])
-    names = {name: "/".join(p for p in (prefix, name) if p) for name in layers}
+    names = {name: "/".join(p for p in (prefix, name) if p) for name in covered}
     record = set(names.values())
     net = posterior.mean["network"]
     _, _, shapes = jax.eval_shape(lambda: model.network.apply_with_probes(net, X, None, record))
@@ -483,31 +295,8 @@ def _dense_output_cov(model, posterior, X):
     cov = 0.0
     for name, full in names.items():
         a = jnp.concatenate([inputs[full], ones], axis=1)
-        g = grads[full]  # (K, n, fan_out)
-        if posterior.structure == "diag":
-            scale = _kron_layers(posterior.factors["scale"])[name]
-            var = jnp.concatenate([scale["kernel"], scale["bias"][None]], axis=0) ** 2
-        else:
-            f_ = posterior.factors[name]
-            a = a @ f_["vecs_in"]
-            g = jnp.einsum("kbj,jc->kbc", g, f_["vecs_out"])
-            var = _kron_inv_eigvals(f_)
-        cov = cov + jnp.einsum("kbj,lbj,bj->bkl", g, g, (a**2) @ var)
+        cov = cov + posterior.covariance.dense_layer_cov(posterior.factors, name, a, grads[full])
     return out, cov
-
-
-def row_jacobians(fn, theta, X):
-    """Jacobian of each row of ``fn(theta, X)`` (shape ``(n, K)``) w.r.t. ``theta``.
-
-    Leaves ``(n, K, *shape)``. Rows are independent, so each row's Jacobian is
-    taken on that row alone (vmapped): ``n * K`` backward passes through one
-    row, where ``jax.jacrev`` of the whole chunk would take ``n * K`` passes
-    through all ``n`` rows.
-    """
-    def one(x):
-        return jax.tree.map(lambda j: j[0], jax.jacrev(fn)(theta, x[None]))
-
-    return jax.vmap(one)(X)
 
 
 @jax.jit
@@ -519,7 +308,7 @@ def _glm_moments_chunk(model, posterior, X):
         covered = posterior._covered_mean()
         mean = _outputs_fn(model, posterior, X)(covered)
         jac = row_jacobians(lambda theta, x: _outputs_fn(model, posterior, x)(theta), covered, X)
-        cov = _dispatch(_OUTPUT_COV, posterior.structure)(covered, posterior.factors, jac)
+        cov = posterior.covariance.output_cov(covered, posterior.factors, jac)
     cov = cov * posterior.temperature
     return model.likelihood.linearized_predictive(posterior.mean["likelihood"], mean, cov)
 

@@ -351,9 +351,12 @@ def test_verbose_prints_loss_step_size_and_draws():
         BayesianMLPClassifier((4,), inference=PSGLD(n_draws=2), max_iter=4, verbose=True,
                               random_state=0).fit(X, y)
     lines = buf.getvalue().strip().splitlines()
-    assert len(lines) == 4
+    # one line per epoch, and the temperature the search chose after its epochs
+    iterations = [line for line in lines if line.startswith("Iteration")]
+    assert len(iterations) == 4
     assert lines[0].startswith("Iteration 1, loss = ") and "step size = 0.001" in lines[0]
     assert lines[-1].endswith("draws kept = 2")
+    assert any(line.startswith("temperature = ") for line in lines)
     buf = io.StringIO()
     with redirect_stdout(buf):
         BayesianMLPClassifier((4,), inference=MAP(), max_iter=4, random_state=0).fit(X, y)

@@ -68,7 +68,6 @@ def test_gaussian_posterior_predictive_draws_are_fixed_by_the_stored_key():
 
 
 def test_subset_covers_one_subtree_and_holds_the_rest_at_the_mean():
-    rng = np.random.RandomState(0)
     mean = {"net": {"l0": jnp.ones(3), "l1": jnp.zeros(2)}}
     post = GaussianPosterior(mean, {"scale": jnp.full(2, 0.5)},
                              jax.random.key_data(jax.random.key(0)),

@@ -53,6 +53,7 @@ __all__ = [
     "choose_temperature",
     "holdout_rows",
     "loss_settled",
+    "run_epochs",
     "parameter_names",
     "posterior_log_density",
     "prediction_diagnostics",
@@ -109,7 +110,6 @@ class InferenceResult(NamedTuple):
     diagnostics: dict | None = None
     validation_scores: list | None = None
     best_loss: float | None = None
-    n_steps: int = 0
 
 
 def minibatch_indices(rng_key, n_rows: int, batch_size: int, shuffle: bool) -> Array:
@@ -266,6 +266,40 @@ def loss_settled(loss_curve, tol=0.0, *, window=10):
     drop = float(before.mean() - last.mean())
     noise = float(np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / k))
     return drop <= max(2.0 * noise, tol * k), drop, noise
+
+
+def run_epochs(epoch_fn, state, epochs, *, strategy: str, advice: str, monitor=None,
+               params=None, describe=None, on_epoch=None, stop=True):
+    """The one epoch loop of the minibatch strategies (the Python between compiled epochs).
+
+    ``epoch_fn(state, epoch) -> (state, loss)`` runs one compiled epoch (a
+    ``lax.scan`` over minibatches, see :func:`scan_minibatches`); ``loss`` may
+    be one value or one per group of chains. For every epoch in ``epochs``:
+    a non-finite loss raises ``ValueError`` naming ``strategy`` and ``advice``;
+    ``monitor`` (an :class:`EpochMonitor`, or None) records the loss with
+    ``params(state)`` for early stopping and ``describe(state, epoch)`` for
+    ``verbose`` output; then ``on_epoch(state, epoch)`` runs (the temperature
+    search scores there). With ``stop``, the monitor's stopping rule ends the
+    loop. Returns ``(state, stopped)``.
+    """
+    for epoch in epochs:
+        state, loss = epoch_fn(state, epoch)
+        loss = np.asarray(loss, dtype=np.float64)
+        if not np.all(np.isfinite(loss)):
+            raise ValueError(
+                f"Inference with {strategy!r} diverged at epoch {epoch + 1}: the loss is no "
+                f"longer finite. {advice}"
+            )
+        done = False
+        if monitor is not None:
+            extra = describe(state, epoch) if describe is not None else ""
+            done = monitor.update(float(loss.ravel()[0]),
+                                  params(state) if params is not None else None, extra=extra)
+        if on_epoch is not None:
+            on_epoch(state, epoch)
+        if stop and done:
+            return state, True
+    return state, False
 
 
 class EpochMonitor:

@@ -42,7 +42,9 @@ import numpy as np
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from ..posterior import GaussianPosterior, row_jacobians
+from ..posterior import GaussianPosterior
+from ..structures import STRUCTURES, Block, get_structure, hessian_factor, layers
+from ..utils._tree import get_path, set_path
 from ..utils._io import serializable
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions
 from . import map as map_strategy
@@ -74,13 +76,9 @@ __all__ = [
 
 #: Which weights the Gaussian covers.
 SUBSETS = ("last_layer", "all")
-#: Curvature structures.
-STRUCTURES = ("diag", "kron", "lowrank", "full")
 #: Predictive of the fitted posterior (see ``GaussianPosterior.predictive``).
 PREDICTIVES = ("glm", "glm_mc", "network")
 
-#: Above this many covered weights, ``"full"`` (P x P) is refused.
-_MAX_FULL = 10_000
 
 
 class LaplaceState(NamedTuple):
@@ -110,38 +108,6 @@ class LaplaceConfig:
     rank: int = struct.field(pytree_node=False, default=20)
 
 
-# ---------------------------------------------------------------------------
-# Hessian of the negative log-likelihood in the outputs, as A A^T, A: (n, K, C)
-
-
-def _hessian_factor(model, params, outputs, weight):
-    factor = getattr(model.likelihood, "hessian_factor", None)
-    if factor is None:
-        raise ValueError(
-            f"Laplace has no GGN for the {type(model.likelihood).__name__} likelihood: it "
-            "has no hessian_factor."
-        )
-    a = factor(params["likelihood"], outputs)
-    return a * jnp.sqrt(weight)[:, None, None]
-
-
-# ---------------------------------------------------------------------------
-# Paths, layers
-
-
-def _get_path(tree, path):
-    for name in path:
-        tree = tree[name]
-    return tree
-
-
-def _set_path(tree, path, value):
-    if not path:
-        return value
-    head, *rest = path
-    return {**tree, head: _set_path(tree[head], tuple(rest), value)}
-
-
 def subset_path(model, subset_of_weights) -> tuple:
     """Path of the covered sub-tree of the parameters."""
     if subset_of_weights == "last_layer":
@@ -153,176 +119,21 @@ def subset_path(model, subset_of_weights) -> tuple:
     )
 
 
-def _layers(covered):
-    """Covered layers by block name: one layer ``""``, or a dict of layers."""
-    return {"": covered} if "kernel" in covered else covered
-
-
-def _unlayers(covered, layers):
-    return layers[""] if "kernel" in covered else layers
-
-
-def _layer_matrix(layer):
-    """``[kernel; bias]``, shape ``(fan_in + 1, fan_out)``."""
-    return jnp.concatenate([layer["kernel"], layer["bias"][None]], axis=0)
-
-
-def _is_dense(layer):
-    return set(layer) == {"kernel", "bias"} and len(layer["kernel"].shape) == 2
-
-
-def _all_dense(covered):
-    return all(_is_dense(layer) for layer in _layers(covered).values())
-
-
-def _check_dense(covered, structure):
-    for name, layer in _layers(covered).items():
-        if not _is_dense(layer):
-            raise ValueError(
-                f"hessian_structure={structure!r} needs dense layers; layer {name!r} of "
-                "the covered weights is not one. Use 'diag', 'lowrank' or 'full'."
-            )
-
-
-# ---------------------------------------------------------------------------
-# Dense-layer statistics: inputs a_n and back-propagated Hessian factors g_nc
-
-
-def _dense_stats(model, params, subset, batch):
-    """Per covered layer: ``a`` (n, fan_in + 1) and ``g`` (C, n, fan_out), and the outputs."""
-    covered = _get_path(params, subset)
-    prefix = "/".join(subset[1:])
-    names = {name: "/".join(p for p in (prefix, name) if p) for name in _layers(covered)}
-    record = set(names.values())
-    net = params["network"]
-    _, _, shapes = jax.eval_shape(
-        lambda: model.network.apply_with_probes(net, batch.X, None, record))
-    if set(shapes) != record:
-        raise ValueError(
-            "Laplace's 'kron' structure needs the covered weights to be flax Dense layers; "
-            f"found {sorted(shapes)} of {sorted(record)}. Use 'diag', 'lowrank' or 'full'."
-        )
-    probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-    def f(probes):
-        out, inputs, _ = model.network.apply_with_probes(params["network"], batch.X, probes, record)
-        return out, inputs
-
-    out, vjp, inputs = jax.vjp(f, probes, has_aux=True)
-    factor = _hessian_factor(model, params, out, batch.weight)
-    g = jax.vmap(lambda a: vjp(a)[0], in_axes=2)(factor)
-    ones = jnp.ones((batch.X.shape[0], 1), out.dtype)
-    a = {name: jnp.concatenate([inputs[full], ones], axis=1) for name, full in names.items()}
-    g = {name: g[full] for name, full in names.items()}
-    return out, a, g
-
-
-# ---------------------------------------------------------------------------
-# Curvature per structure: zero sums, one chunk's contribution
-
-
-def _zeros_diag(covered):
-    return {name: jax.tree.map(jnp.zeros_like, layer) for name, layer in _layers(covered).items()}
-
-
-def _chunk_diag(model, params, subset, batch):
-    """The GGN's diagonal over one chunk, as a tree shaped like each covered layer.
-
-    Dense layers: the exact diagonal from their inputs and back-propagated
-    factors (one backward pass per output column for the whole chunk). Any
-    other layer (a convolution): the squares of per-row gradients, summed.
-    """
-    if not _all_dense(_get_path(params, subset)):
-        return _chunk_diag_per_row(model, params, subset, batch)
-    out, a, g = _dense_stats(model, params, subset, batch)
-    diag = {}
-    for name in a:
-        d = jnp.einsum("bi,cbo->io", a[name] ** 2, g[name] ** 2)
-        diag[name] = {"kernel": d[:-1], "bias": d[-1]}
-    return out, diag
-
-
-def _chunk_diag_per_row(model, params, subset, batch):
-    """``sum_n sum_c (J_n^T A_n[:, c])^2`` with one vector-Jacobian product per row and column.
-
-    For layers whose weights are shared across positions (convolutions) the
-    per-row gradient must be squared before summing over rows, so the rows
-    are vmapped; the columns of the Hessian factor run one after the other
-    (a scan), keeping one gradient per row in memory.
-    """
-    covered = _get_path(params, subset)
-
-    def one_row(x, weight):
-        def row_outputs(theta):
-            return model.network.apply(_set_path(params, subset, theta)["network"], x[None])
-
-        out, vjp = jax.vjp(row_outputs, covered)
-        factor = _hessian_factor(model, params, out, weight[None])  # (1, K, C)
-
-        def column(acc, col):
-            (grad,) = vjp(col[None])
-            return jax.tree.map(lambda s, t: s + jnp.square(t), acc, grad), None
-
-        acc, _ = jax.lax.scan(column, jax.tree.map(jnp.zeros_like, covered), factor[0].T)
-        return out[0], acc
-
-    out, per_row = jax.vmap(one_row)(batch.X, batch.weight)
-    return out, _layers(jax.tree.map(lambda t: jnp.sum(t, axis=0), per_row))
-
-
-def _zeros_kron(covered):
-    return {
-        name: {"Q": jnp.zeros((m.shape[0], m.shape[0]), m.dtype),
-               "G": jnp.zeros((m.shape[1], m.shape[1]), m.dtype)}
-        for name, m in ((n, _layer_matrix(layer)) for n, layer in _layers(covered).items())
-    }
-
-
-def _chunk_kron(model, params, subset, batch):
-    out, a, g = _dense_stats(model, params, subset, batch)
-    return out, {
-        name: {"Q": jnp.einsum("b,bi,bj->ij", batch.weight, a[name], a[name]),
-               "G": jnp.einsum("cbo,cbp->op", g[name], g[name])}
-        for name in a
-    }
-
-
-def _zeros_full(covered):
-    flat, _ = ravel_pytree(covered)
-    return {"G": jnp.zeros((flat.shape[0], flat.shape[0]), flat.dtype)}
-
-
-def _chunk_full(model, params, subset, batch):
-    flat, unravel = ravel_pytree(_get_path(params, subset))
-
-    def outputs(theta, X):
-        return model.network.apply(_set_path(params, subset, unravel(theta))["network"], X)
-
-    out = outputs(flat, batch.X)
-    jac = row_jacobians(outputs, flat, batch.X)  # (n, K, P)
-    factor = _hessian_factor(model, params, out, batch.weight)
-    m = jnp.einsum("bkc,bkp->bcp", factor, jac).reshape(-1, flat.shape[0])
-    return out, {"G": m.T @ m}
-
-
-_ZEROS = {"diag": _zeros_diag, "kron": _zeros_kron, "full": _zeros_full, "lowrank": lambda c: {}}
-_CHUNK = {"diag": _chunk_diag, "kron": _chunk_kron, "full": _chunk_full}
-
-
 def init(covered, structure) -> LaplaceState:
     """Zero sums for the covered sub-tree ``covered``."""
     dtype = jax.tree.leaves(covered)[0].dtype
     zero = jnp.zeros((), dtype)
-    return LaplaceState(_ZEROS[structure](covered), zero, zero)
+    return LaplaceState(get_structure(structure).zeros(covered), zero, zero)
 
 
 def step(rng_key, state: LaplaceState, batch, *, model, params, subset, structure):
     """Add one chunk of rows to the GGN and the log-likelihood."""
     del rng_key  # deterministic given the chunk
-    if structure in _CHUNK:
-        outputs, increment = _CHUNK[structure](model, params, subset, batch)
+    covariance = get_structure(structure)
+    if covariance.summed:
+        outputs, increment = covariance.accumulate(model, params, subset, batch)
         curvature = jax.tree.map(jnp.add, state.curvature, increment)
-    else:  # lowrank: the GGN is only used through products, see _lanczos
+    else:  # the GGN is only used through products, see _lanczos
         outputs = model.network.apply(params["network"], batch.X)
         curvature = state.curvature
     loglik = model.likelihood.log_likelihood(params["likelihood"], outputs, batch.y)
@@ -346,7 +157,7 @@ def _chunks(data: Data, chunk_size: int) -> Data:
 
 @partial(jax.jit, static_argnames=("subset", "structure", "chunk_size"))
 def _accumulate(model, params, data, subset, structure, chunk_size):
-    state = init(_get_path(params, subset), structure)
+    state = init(get_path(params, subset), structure)
 
     def body(state, batch):
         state, _ = step(None, state, batch, model=model, params=params, subset=subset,
@@ -363,15 +174,15 @@ def _accumulate(model, params, data, subset, structure, chunk_size):
 
 def _ggn_vp(model, params, subset, chunks, v):
     """``sum_n w_n J_n^T H_n J_n v`` over all chunks, for raveled covered weights."""
-    flat, unravel = ravel_pytree(_get_path(params, subset))
+    flat, unravel = ravel_pytree(get_path(params, subset))
 
     def body(acc, batch):
         def outputs(theta):
-            full = _set_path(params, subset, unravel(theta))
+            full = set_path(params, subset, unravel(theta))
             return model.network.apply(full["network"], batch.X)
 
         out, jv = jax.jvp(outputs, (flat,), (v,))
-        a = _hessian_factor(model, params, out, batch.weight)
+        a = hessian_factor(model, params, out, batch.weight)
         hjv = jnp.einsum("bkc,blc,bl->bk", a, a, jv)
         _, vjp = jax.vjp(outputs, flat)
         return acc + vjp(hjv)[0], None
@@ -385,7 +196,7 @@ def _lanczos(model, params, data, rng_key, subset, chunk_size, n_iter, rank):
     """Top ``rank`` eigenpairs of the GGN from ``n_iter`` Lanczos steps with full
     re-orthogonalisation; returns ``(eigvecs (P, rank), eigvals (rank,))``."""
     chunks = _chunks(data, chunk_size)
-    flat, _ = ravel_pytree(_get_path(params, subset))
+    flat, _ = ravel_pytree(get_path(params, subset))
     v0 = jax.random.normal(rng_key, flat.shape, flat.dtype)
     basis = jnp.zeros((n_iter + 1, flat.shape[0]), flat.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
     tiny = jnp.finfo(flat.dtype).tiny
@@ -412,54 +223,7 @@ def _lanczos(model, params, data, rng_key, subset, chunk_size, n_iter, rank):
 # Eigen-decomposition per block, the marginal likelihood, the factors
 
 
-class _Block(NamedTuple):
-    """One block of the GGN in its eigenbasis: eigenvalues ``lam`` and the MAP ``u``
-    in that basis."""
-
-    lam: jax.Array
-    u: jax.Array
-
-
-def _blocks_diag(curvature, covered, n_eff):
-    blocks = {name: _Block(ravel_pytree(curvature[name])[0], ravel_pytree(layer)[0])
-              for name, layer in _layers(covered).items()}
-    return blocks, {"lam": curvature}
-
-
-def _blocks_kron(curvature, covered, n_eff):
-    blocks, eig = {}, {}
-    for name, layer in _layers(covered).items():
-        vals_in, vecs_in = jnp.linalg.eigh(curvature[name]["Q"])
-        vals_out, vecs_out = jnp.linalg.eigh(curvature[name]["G"] / n_eff)
-        vals_in, vals_out = jnp.maximum(vals_in, 0.0), jnp.maximum(vals_out, 0.0)
-        u = vecs_in.T @ _layer_matrix(layer) @ vecs_out
-        blocks[name] = _Block(jnp.outer(vals_in, vals_out).ravel(), u.ravel())
-        eig[name] = {"vecs_in": vecs_in, "vals_in": vals_in,
-                     "vecs_out": vecs_out, "vals_out": vals_out}
-    return blocks, eig
-
-
-def _blocks_full(curvature, covered, n_eff):
-    flat, _ = ravel_pytree(covered)
-    g = curvature["G"]
-    lam, vecs = jnp.linalg.eigh(0.5 * (g + g.T))
-    lam = jnp.maximum(lam, 0.0)
-    return {"": _Block(lam, flat)}, {"eigvecs": vecs, "eigvals": lam}
-
-
-def _blocks_lowrank(curvature, covered, n_eff):
-    # outside the kept eigenvectors the curvature is 0: those directions add
-    # only the prior's -delta/2 |u|^2 (and log-determinant terms that cancel)
-    flat, _ = ravel_pytree(covered)
-    vecs, lam = curvature["eigvecs"], curvature["eigvals"]
-    return {"": _Block(lam, flat)}, {"eigvecs": vecs, "eigvals": lam}
-
-
-_BLOCKS = {"diag": _blocks_diag, "kron": _blocks_kron, "full": _blocks_full,
-           "lowrank": _blocks_lowrank}
-
-
-def _block_evidence(block: _Block, delta):
+def _block_evidence(block: Block, delta):
     """One block's share of :func:`log_marginal_likelihood`; the log-determinant
     terms of eigenvalues not listed (zero curvature) cancel."""
     lam, u = block.lam, block.u
@@ -476,7 +240,7 @@ def log_marginal_likelihood(loglik, blocks, delta):
     maximiser satisfies MacKay's ``delta |m|^2 = sum_i lam_i / (lam_i + delta)``
     (the effective number of parameters); when ``m`` is the MAP under that same
     ``delta`` the point is a stationary point of the exact evidence of a linear
-    network with Gaussian noise. ``blocks``: a dict of :class:`_Block`;
+    network with Gaussian noise. ``blocks``: a dict of :class:`~skbnn.structures.Block`;
     ``delta``: a scalar or a dict of scalars per block.
     """
     total = loglik
@@ -506,35 +270,12 @@ def _argmax_log(fn, n_grid=81, n_golden=40):
     return jnp.exp(0.5 * (lo + hi))
 
 
-def _factors_diag(covered, eig, delta):
-    scale = {name: jax.tree.map(lambda v, d=delta[name]: 1.0 / jnp.sqrt(v + d), lam)
-             for name, lam in eig["lam"].items()}
-    return {"scale": _unlayers(covered, scale)}
-
-
-def _factors_kron(covered, eig, delta):
-    return {name: {**e, "prior_precision": delta[name]} for name, e in eig.items()}
-
-
-def _factors_full(covered, eig, delta):
-    vecs, lam = eig["eigvecs"], eig["eigvals"]
-    cov = (vecs / (lam + delta[""])) @ vecs.T
-    return {"scale_tril": jnp.linalg.cholesky(0.5 * (cov + cov.T))}
-
-
-def _factors_lowrank(covered, eig, delta):
-    return {**eig, "prior_precision": delta[""]}
-
-
-_FACTORS = {"diag": _factors_diag, "kron": _factors_kron, "full": _factors_full,
-            "lowrank": _factors_lowrank}
-
-
 @partial(jax.jit, static_argnames=("config_static", "subset"))
 def _fit_gaussian(state: LaplaceState, params, delta0, config_static, subset):
     structure, optimize, per_layer = config_static
-    covered = _get_path(params, subset)
-    blocks, eig = _BLOCKS[structure](state.curvature, covered, state.n_eff)
+    covariance = get_structure(structure)
+    covered = get_path(params, subset)
+    blocks, eig = covariance.eigen(state.curvature, covered, state.n_eff)
     if not optimize:
         delta = {name: delta0 for name in blocks}
     elif per_layer:
@@ -544,7 +285,7 @@ def _fit_gaussian(state: LaplaceState, params, delta0, config_static, subset):
         best = _argmax_log(lambda d: log_marginal_likelihood(state.loglik, blocks, d))
         delta = {name: best for name in blocks}
     log_marglik = log_marginal_likelihood(state.loglik, blocks, delta)
-    return _FACTORS[structure](covered, eig, delta), delta, log_marglik
+    return covariance.factors(covered, eig, delta), delta, log_marglik
 
 
 # ---------------------------------------------------------------------------
@@ -553,16 +294,9 @@ def _fit_gaussian(state: LaplaceState, params, delta0, config_static, subset):
 
 def _chunk_size(model, params, subset, structure, input_shape):
     """Rows per curvature chunk: about 2**24 values in the largest per-chunk array."""
-    n_outputs = model.likelihood.n_network_outputs
-    width = model.network.activation_size(input_shape)
-    covered = _get_path(params, subset)
-    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
-    if structure == "full":
-        per_row = n_outputs * n_covered
-    elif structure == "diag" and not _all_dense(covered):
-        per_row = n_covered + n_outputs * width  # one gradient per row at a time
-    else:
-        per_row = n_outputs * width
+    per_row = get_structure(structure).values_per_row(
+        model.likelihood.n_network_outputs, model.network.activation_size(input_shape),
+        get_path(params, subset))
     rows = max(1, (1 << 24) // max(1, per_row))
     return int(min(1024, 1 << (rows.bit_length() - 1)))
 
@@ -571,22 +305,14 @@ def _check_combination(covered, structure, config):
     """Raise ``ValueError`` for settings that do not fit the covered weights."""
     if structure not in STRUCTURES:
         raise ValueError(
-            f"hessian_structure must be one of {list(STRUCTURES)}, got {structure!r}."
+            f"hessian_structure must be one of {sorted(STRUCTURES)}, got {structure!r}."
         )
     if config.predictive not in PREDICTIVES:
         raise ValueError(
             f"predictive must be one of {list(PREDICTIVES)}, got {config.predictive!r}."
         )
-    if structure == "kron":
-        _check_dense(covered, structure)
-    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(covered))
-    if structure == "full" and n_covered > _MAX_FULL:
-        raise ValueError(
-            f"hessian_structure='full' stores a {n_covered} x {n_covered} matrix for the "
-            f"covered weights; it is limited to {_MAX_FULL} weights. Use 'kron', 'diag' or "
-            "'lowrank', or subset_of_weights='last_layer'."
-        )
-    if config.per_layer and config.optimize_prior_precision and len(_layers(covered)) > 1 \
+    get_structure(structure).check(covered)
+    if config.per_layer and config.optimize_prior_precision and len(layers(covered)) > 1 \
             and structure not in ("diag", "kron"):
         raise ValueError(
             f"A per-layer prior precision needs a structure that is block-diagonal by "
@@ -599,7 +325,7 @@ def _fit(model, data: Data, params, config: LaplaceConfig, subset, key_lanczos, 
     t0 = time.perf_counter()
     structure = config.hessian_structure
     params = jax.device_put(params)
-    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(_get_path(params, subset)))
+    n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(get_path(params, subset)))
     chunk_size = _chunk_size(model, params, subset, structure, data.X.shape[1:])
     state = _accumulate(model, params, data, subset, structure, chunk_size)
     if structure == "lowrank":
@@ -654,7 +380,7 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     structure = config.hessian_structure
     # check the combination on the shapes alone, before training anything
     shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
-    _check_combination(_get_path(shapes, subset), structure, config)
+    _check_combination(get_path(shapes, subset), structure, config)
     key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
     scores = None
     key_rows, key_map = jax.random.split(jax.random.fold_in(key, 2))

@@ -7,7 +7,6 @@ size, which is scikit-learn MLP's loss (cross-entropy plus
 Other strategies start from it (Laplace's mode, warm starts).
 """
 
-import math
 import warnings
 from functools import partial
 from numbers import Real
@@ -33,8 +32,8 @@ from .base import (
     Training,
     adam,
     check_finite,
-    count_batches,
     loss_settled,
+    run_epochs,
     scan_minibatches,
     single_start,
     with_decay_steps,
@@ -117,19 +116,15 @@ def run(model, data: Data, config: MAPConfig, key, *, training: Training,
     # the cosine is a plan over all max_iter epochs: stopping in its middle would
     # leave the last, large steps' noise in the parameters
     planned = config.learning_rate_schedule == "cosine" and validation is None
-    for epoch in range(training.max_iter):
-        state, loss = _epoch(model, config, state, data, key_epochs, epoch,
-                             training.batch_size, training.shuffle)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            break
-        if monitor.update(loss, state.params) and not planned:
-            break
+    advice = ("Lower learning_rate_init, raise alpha, or scale the inputs "
+              "(e.g. with StandardScaler).")
+    state, _ = run_epochs(
+        lambda state, epoch: _epoch(model, config, state, data, key_epochs, epoch,
+                                    training.batch_size, training.shuffle),
+        state, range(training.max_iter), strategy=name, advice=advice, monitor=monitor,
+        params=lambda state: state.params, stop=not planned)
     params = monitor.best_params if monitor.best_params is not None else state.params
-    check_finite(params, strategy=name, advice=(
-        "Lower learning_rate_init, raise alpha, or scale the inputs "
-        "(e.g. with StandardScaler)."
-    ))
+    check_finite(params, strategy=name, advice=advice)
     if not planned:
         monitor.warn_if_not_converged(name)
     elif not loss_settled(monitor.loss_curve, training.tol,
@@ -148,7 +143,6 @@ def run(model, data: Data, config: MAPConfig, key, *, training: Training,
         diagnostics={},
         validation_scores=monitor.validation_scores,
         best_loss=None if validation is not None else monitor.best_loss,
-        n_steps=n_iter * count_batches(data.X.shape[0], training.batch_size),
     )
 
 

@@ -35,7 +35,6 @@ uniform in ``[-2, 2]``) or from the network's own initialisation
 (``"network"``). With several devices the chain axis is sharded over them.
 """
 
-import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -432,7 +431,6 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
         loss_curve=loss_curve,
         n_iter=n_iter,
         diagnostics=diagnostics,
-        n_steps=n_iter,
     )
 
 

@@ -77,6 +77,7 @@ from .base import (
     chain_sharding,
     check_finite,
     choose_temperature,
+    run_epochs,
     count_batches,
     sample_diagnostics,
     scan_minibatches,
@@ -485,21 +486,25 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         "inputs (e.g. with StandardScaler)."
     )
 
-    def one_epoch(states, draws, epoch_data, epoch, temperatures, sharding):
+    def epoch_fn(epoch_data, temperatures, sharding):
+        """One compiled epoch over ``(states, draws, step size)``."""
         if sharding[0] is not None:
             epoch_data = jax.device_put(epoch_data, sharding[1])
             temperatures = jax.device_put(temperatures, sharding[0])
-        states, draws, loss, h = _epoch(
-            model, config, states, draws, epoch_data, key_epochs, epoch, plan,
-            temperatures, training.batch_size, training.shuffle,
-        )
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise ValueError(
-                f"Inference with 'psgld' diverged at epoch {epoch + 1}: the log posterior "
-                f"is no longer finite. {advice}"
+
+        def one(carry, epoch):
+            states, draws, _ = carry
+            states, draws, loss, h = _epoch(
+                model, config, states, draws, epoch_data, key_epochs, epoch, plan,
+                temperatures, training.batch_size, training.shuffle,
             )
-        return states, draws, loss, h
+            return (states, draws, h), loss
+
+        return one
+
+    def describe(carry, epoch):
+        n_kept = int(np.searchsorted(save_steps, (epoch + 1) * steps_per_epoch, side="right"))
+        return f", step size = {float(carry[2]):.3g}, draws kept = {n_kept}"
 
     first = 0
     if search is not None:
@@ -509,16 +514,16 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         if sharding[0] is not None:
             states = jax.device_put(states, sharding[0])
         holdout = data._replace(weight=search.holdout_weight)
-        for epoch in range(search.n_epochs):
-            states, _, loss, h = one_epoch(states, None, holdout, epoch,
-                                           search.temperatures, sharding)
-            search.record(epoch, model, states.params)
-            extra = ""
-            if epoch == search.n_epochs - 1:
-                states = jax.device_get(search.group(states, search.choose()))
-                temperature = jnp.asarray(search.chosen, dtype=dtype)
-                extra = f", temperature = {search.chosen:g} (chosen)"
-            monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = 0{extra}")
+        (states, _, _), _ = run_epochs(
+            epoch_fn(holdout, search.temperatures, sharding), (states, None, 0.0),
+            range(search.n_epochs), strategy="psgld", advice=advice, monitor=monitor,
+            describe=describe, on_epoch=lambda carry, epoch: search.record(
+                epoch, model, carry[0].params))
+        states = jax.device_get(search.group(states, search.choose()))
+        temperature = jnp.asarray(search.chosen, dtype=dtype)
+        if training.verbose:
+            print(f"temperature = {search.chosen:g} (chosen by cross-fitting: "
+                  + ", ".join(f"{t:g}: {v:.4f}" for t, v in search.means.items()) + ")")
         first = search.n_epochs
     else:
         states = _init(model, key_init, input_shape, init_params, config.n_chains)
@@ -530,12 +535,10 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
     all_rows = data._replace(weight=jnp.broadcast_to(data.weight[:, None],
                                                      (n_rows, config.n_chains)))
     temperatures = jnp.broadcast_to(temperature, (config.n_chains,))
-    for epoch in range(first, training.max_iter):
-        states, draws, loss, h = one_epoch(states, draws, all_rows, epoch, temperatures,
-                                           sharding)
-        done = (epoch + 1) * steps_per_epoch
-        n_kept = int(np.searchsorted(save_steps, done, side="right"))
-        monitor.update(loss, extra=f", step size = {float(h):.3g}, draws kept = {n_kept}")
+    (states, draws, _), _ = run_epochs(
+        epoch_fn(all_rows, temperatures, sharding), (states, draws, 0.0),
+        range(first, training.max_iter), strategy="psgld", advice=advice, monitor=monitor,
+        describe=describe)
     check_finite(draws, strategy="psgld", advice=advice)
     draws = jax.device_get(draws)
     diagnostics_ = sample_diagnostics(model, draws, data, key_diag)

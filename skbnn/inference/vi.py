@@ -24,9 +24,10 @@ The expectation is estimated with ``n_mc`` reparameterised samples per step:
 - every other parameter (convolution kernels, the likelihood's) is drawn once
   per minibatch (plain reparameterisation).
 
-The Dense layers are found by intercepting their calls
-(``flax.linen.intercept_methods``), so any network built from flax modules
-works unchanged; a first trace (``jax.eval_shape``) lists them, so the
+The Dense layers are found and replaced through the network's
+:meth:`~skbnn.networks.Network.dense_calls` and
+:meth:`~skbnn.networks.Network.apply_replacing_dense`, so any network built
+from flax modules works unchanged; a first trace (``jax.eval_shape``) lists them, so the
 parameters they read are not drawn and one call of the noise generator
 serves the whole step.
 
@@ -50,18 +51,18 @@ from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct, traverse_util
+from flax import struct
 from sklearn.exceptions import ConvergenceWarning
 
 from ..posterior import GaussianPosterior, _map_chunks, map_draws
 from ..utils._io import serializable
 from ..utils._random import normal, normal_like
 from ..utils._sklearn_compat import Interval, StrOptions
+from ..utils._tree import drop_path, flatten, get_path, set_path, unflatten
 from . import map as map_
 from .base import (
     LEARNING_RATE_SCHEDULES,
@@ -78,6 +79,7 @@ from .base import (
     holdout_rows,
     loss_settled,
     posterior_log_density,
+    run_epochs,
     scan_minibatches,
     single_start,
     split_rows,
@@ -145,50 +147,14 @@ def init(params, config: VIConfig) -> VIState:
     return VIState(variational, _optimizer(config).init(variational))
 
 
-def _set_path(tree, path, value):
-    if not path:
-        return value
-    head, *rest = path
-    return {**tree, head: _set_path(tree.get(head, {}), tuple(rest), value)}
-
-
-def _get_path(tree, path):
-    for name in path:
-        tree = tree[name]
-    return tree
-
-
-class _DenseCall(NamedTuple):
-    path: tuple  # the module's path in the network's parameters
-    use_bias: bool
-    shape: tuple  # its output's shape
-
-
 def _dense_calls(model, X_shape, dtype=jnp.float32):
-    """Every Dense call the network makes on inputs of ``X_shape``, in call order.
-
-    Found by tracing the network once (``jax.eval_shape``: nothing runs).
-    """
-    calls = []
-
-    def record(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
-        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
-            calls.append(_DenseCall(tuple(context.module.path), bool(context.module.use_bias),
-                                    tuple(out.shape)))
-        return out
-
-    def apply(params, X):
-        with nn.intercept_methods(record):
-            return model.network.apply(params, X)
-
+    """Every Dense call the network makes on inputs of ``X_shape``, in call order."""
     params = jax.eval_shape(lambda: model.init(jax.random.key(0), tuple(X_shape[1:])))
-    jax.eval_shape(apply, params["network"], jax.ShapeDtypeStruct(tuple(X_shape), dtype))
-    return calls
+    return model.network.dense_calls(params["network"], X_shape, dtype)
 
 
 def _dense_leaves(calls):
-    """Flattened keys (``traverse_util.flatten_dict``) of the parameters Dense layers read."""
+    """Flattened keys (:func:`~skbnn.utils._tree.flatten`) of the parameters Dense layers read."""
     keys = set()
     for call in calls:
         keys.add((*call.path, "kernel"))
@@ -220,8 +186,8 @@ def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data, calls=N
     if calls is None:
         calls = _dense_calls(model, batch.X.shape, jnp.result_type(batch.X))
     dense = _dense_leaves(calls)
-    flat_mean = traverse_util.flatten_dict(mean["network"])
-    flat_scale = traverse_util.flatten_dict(scale["network"])
+    flat_mean = flatten(mean["network"])
+    flat_scale = flatten(scale["network"])
     drawn = {"network": {k: v for k, v in flat_mean.items() if k not in dense},
              "likelihood": mean["likelihood"]}
     drawn_scale = {"network": {k: flat_scale[k] for k in drawn["network"]},
@@ -235,28 +201,20 @@ def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data, calls=N
     leaves, treedef = jax.tree.flatten(drawn)
     eps = jax.tree.unflatten(treedef, [e.reshape(jnp.shape(x)) for e, x in zip(leaf_eps, leaves)])
     drawn = jax.tree.map(lambda m, s, e: m + s * e, drawn, drawn_scale, eps)
-    network = traverse_util.unflatten_dict({**flat_mean, **drawn["network"]})
-    n_dense = [0]  # Dense calls in trace order, each with its own noise
+    network = unflatten({**flat_mean, **drawn["network"]})
 
-    def local_reparameterisation(next_fun, args, kwargs, context):
-        module = context.module
-        if not (isinstance(module, nn.Dense) and context.method_name == "__call__"):
-            return next_fun(*args, **kwargs)
-        x = args[0] if args else kwargs["inputs"]
-        mu = _get_path(mean["network"], module.path)
-        v = _get_path(var, module.path)
+    def local_reparameterisation(index, call, x):  # each Dense call with its own noise
+        mu = get_path(mean["network"], call.path)
+        v = get_path(var, call.path)
         x = jnp.asarray(x, mu["kernel"].dtype)
         out_mean = x @ mu["kernel"]
         out_var = jnp.square(x) @ v["kernel"]
-        if module.use_bias:
+        if call.use_bias:
             out_mean = out_mean + mu["bias"]
             out_var = out_var + v["bias"]
-        e = layer_eps[n_dense[0]].reshape(out_mean.shape)
-        n_dense[0] += 1
-        return out_mean + jnp.sqrt(out_var) * e
+        return out_mean + jnp.sqrt(out_var) * layer_eps[index].reshape(out_mean.shape)
 
-    with nn.intercept_methods(local_reparameterisation):
-        outputs = model.network.apply(network, batch.X)
+    outputs = model.network.apply_replacing_dense(network, batch.X, local_reparameterisation)
     loglik = model.likelihood.log_likelihood(drawn["likelihood"], outputs, batch.y)
     return loglik, {"network": network, "likelihood": drawn["likelihood"]}
 
@@ -282,13 +240,13 @@ def _row_hashes(X):
     return hashes ^ (hashes >> 16)
 
 
-def _first_dense_moments(module, x, posterior):
+def _first_dense_moments(call, x, posterior):
     """Mean and sd of a Dense layer's outputs given its inputs ``x`` (independent weights)."""
-    mu = _get_path(posterior.mean["network"], module.path)
-    sd = _get_path(posterior.factors["scale"]["network"], module.path)
+    mu = get_path(posterior.mean["network"], call.path)
+    sd = get_path(posterior.factors["scale"]["network"], call.path)
     out_mean = x @ mu["kernel"]
     out_var = jnp.square(x) @ jnp.square(sd["kernel"])
-    if module.use_bias:
+    if call.use_bias:
         out_mean = out_mean + mu["bias"]
         out_var = out_var + jnp.square(sd["bias"])
     return out_mean, jnp.sqrt(out_var * posterior.temperature)
@@ -300,19 +258,12 @@ def _first_dense_path(model, input_shape):
     return calls[0].path if calls else None
 
 
-def _drop_path(tree, path):
-    head, *rest = path
-    if not rest:
-        return {k: v for k, v in tree.items() if k != head}
-    return {**tree, head: _drop_path(tree[head], tuple(rest))}
-
-
 @partial(jax.jit, static_argnums=(2, 3))
 def _sample_but_one_layer(posterior, rng_key, n_draws, path):
     """``n_draws`` weight draws of every parameter but the layer at ``path`` (left out)."""
     skip = ("network", *path)
-    mean = _drop_path(posterior.mean, skip)
-    scale = _drop_path(posterior.factors["scale"], skip)
+    mean = drop_path(posterior.mean, skip)
+    scale = drop_path(posterior.factors["scale"], skip)
     noise = normal_like(rng_key, jax.tree.map(lambda m: jnp.zeros((n_draws, *m.shape), m.dtype),
                                               mean))
     root = jnp.sqrt(jnp.asarray(posterior.temperature))
@@ -330,25 +281,21 @@ def _local_predict_chunk(model, posterior, draws, rng_key, X, path):
     offsets = _row_hashes(X) % jnp.uint32(n_draws)
 
     skip = ("network", *path)
-    layer_mean = _get_path(posterior.mean, skip)  # never read: the layer is intercepted
+    layer_mean = get_path(posterior.mean, skip)  # never read: the layer is replaced
 
     def one_draw(params, index):
-        params = _set_path(params, skip, layer_mean)
-        first = [True]
+        params = set_path(params, skip, layer_mean)
 
-        def local_reparameterisation(next_fun, args, kwargs, context):
-            module = context.module
-            if not (first[0] and isinstance(module, nn.Dense)
-                    and context.method_name == "__call__"):
-                return next_fun(*args, **kwargs)
-            first[0] = False
-            out_mean, out_sd = _first_dense_moments(
-                module, args[0] if args else kwargs["inputs"], posterior)
+        def local_reparameterisation(call_index, call, x):
+            if call_index:  # only the first Dense call
+                return None
+            out_mean, out_sd = _first_dense_moments(call, x, posterior)
             pool = normal(rng_key, (n_draws, *out_mean.shape[1:]), out_mean.dtype)
             return out_mean + out_sd * pool[(offsets + index) % n_draws]
 
-        with nn.intercept_methods(local_reparameterisation):
-            return model.predict(params, X)
+        outputs = model.network.apply_replacing_dense(params["network"], X,
+                                                      local_reparameterisation)
+        return model.likelihood.predict(params["likelihood"], outputs)
 
     # in an MLP the first layer's two products do not depend on the draw: the
     # compiler hoists them out of the loop over draws
@@ -474,12 +421,12 @@ def _loss_and_grad(variational, rng_key, batch: Data, *, model, config: VIConfig
 
     alpha = jnp.asarray(model.prior.alpha)
     kl_weight = config.kl_weight
-    flat_mean = traverse_util.flatten_dict(mean["network"])
-    flat_log_scale = traverse_util.flatten_dict(log_scale["network"])
-    flat_var = traverse_util.flatten_dict(var)
-    flat_g_mean = traverse_util.flatten_dict(g_mean["network"])
-    flat_g_var = traverse_util.flatten_dict(g_var)
-    flat_g_log_scale = traverse_util.flatten_dict(g_log_scale["network"])
+    flat_mean = flatten(mean["network"])
+    flat_log_scale = flatten(log_scale["network"])
+    flat_var = flatten(var)
+    flat_g_mean = flatten(g_mean["network"])
+    flat_g_var = flatten(g_var)
+    flat_g_log_scale = flatten(g_log_scale["network"])
     dense = _dense_leaves(calls)
     net_kl = jnp.zeros((), jnp.result_type(float))
     grad_mean, grad_log_scale = {}, {}
@@ -490,9 +437,9 @@ def _loss_and_grad(variational, rng_key, batch: Data, *, model, config: VIConfig
         data_g = 2.0 * v * flat_g_var[k] if k in dense else flat_g_log_scale[k]
         grad_log_scale[k] = (data_g + kl_weight * (alpha * v - 1.0)) / n_eff
     grads = {
-        "mean": {"network": traverse_util.unflatten_dict(grad_mean),
+        "mean": {"network": unflatten(grad_mean),
                  "likelihood": jax.tree.map(lambda g: g / n_eff, g_mean["likelihood"])},
-        "log_scale": {"network": traverse_util.unflatten_dict(grad_log_scale),
+        "log_scale": {"network": unflatten(grad_log_scale),
                       "likelihood": jax.tree.map(lambda g: g / n_eff,
                                                  g_log_scale["likelihood"])},
     }
@@ -654,29 +601,28 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
         f"(now {float(config.init_scale):g}), raise alpha, or scale the inputs "
         "(e.g. with StandardScaler)."
     )
-    best = None
-    stopped = False
-    for epoch in range(first_epoch, training.max_iter):
+    best = [None]
+
+    def epoch_fn(carry, epoch):
+        state, _ = carry
         state, loss, kl = _epoch(model, config, state, data, key_epochs, epoch,
                                  training.batch_size, training.shuffle)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise ValueError(
-                f"Inference with 'vi' diverged at epoch {epoch + 1}: the ELBO is no "
-                f"longer finite. {advice}"
-            )
-        mean = state.variational["mean"]
-        stop = monitor.update(loss, mean, extra=f", KL = {float(kl):.6g}")
-        if monitor.best_params is mean:
-            best = state
-        if validation is None:
-            # the ELBO is a noisy estimate, and on small data the variances grow
-            # from init_scale by less per epoch than that noise: without early
-            # stopping VI runs its whole budget, as the samplers do
-            stop = False
-        if stop:
-            stopped = True
-            break
+        return (state, kl), loss
+
+    def keep_best(carry, epoch):  # with early stopping: the state of the best score
+        if validation is not None and monitor.best_params is carry[0].variational["mean"]:
+            best[0] = carry[0]
+
+    # without early stopping VI runs its whole budget, as the samplers do: the
+    # ELBO is a noisy estimate, and on small data the variances grow from
+    # init_scale by less per epoch than that noise
+    (state, kl), stopped = run_epochs(
+        epoch_fn, (state, jnp.zeros(())), range(first_epoch, training.max_iter),
+        strategy="vi", advice=advice, monitor=monitor,
+        params=lambda carry: carry[0].variational["mean"],
+        describe=lambda carry, epoch: f", KL = {float(carry[1]):.6g}",
+        on_epoch=keep_best, stop=validation is not None)
+    best = best[0]
     if validation is not None and best is not None:
         state = best
     mean, scale, key_data = _posterior_parts(state.variational, key_predict)
@@ -741,7 +687,7 @@ class VI(BaseStrategy):
         network's usual initialisation (or the MAP warm start).
     map_epochs : int, default=0
         Epochs of MAP training (Adam, same learning rate) before the ELBO is
-        optimised: a start for the means. They count in ``n_steps`` but not in
+        optimised: a start for the means. They count in ``diagnostics_["n_steps"]`` but not in
         ``n_iter_`` or ``loss_curve_``.
     n_predictive_draws : int, default=100
         Parameter draws the posterior predictive averages over.

@@ -7,7 +7,6 @@ scorers call ``predict(X, return_std=True)``, which skbnn's regressors,
 ``BayesianRidge`` and ``GaussianProcessRegressor`` offer.
 """
 
-import numpy as np
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import get_scorer_names as _sklearn_get_scorer_names
 from sklearn.metrics import make_scorer

@@ -1,7 +1,7 @@
 """Networks as ``init``/``apply`` pairs over parameter pytrees."""
 
-from ._base import ACTIVATIONS, Network
+from ._base import ACTIVATIONS, DenseCall, Network
 from ._cnn import CNN, build_cnn
 from ._mlp import MLP, build_mlp
 
-__all__ = ["ACTIVATIONS", "CNN", "MLP", "Network", "build_cnn", "build_mlp"]
+__all__ = ["ACTIVATIONS", "CNN", "MLP", "DenseCall", "Network", "build_cnn", "build_mlp"]

@@ -7,12 +7,21 @@ functions that take a model as a static argument be reused across fits.
 """
 
 import dataclasses
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["ACTIVATIONS", "Network"]
+__all__ = ["ACTIVATIONS", "DenseCall", "Network"]
+
+
+class DenseCall(NamedTuple):
+    """One call of a dense (fully connected) layer, as the strategies see it."""
+
+    path: tuple  # the layer's path in the network's parameters, e.g. ("dense_0",)
+    use_bias: bool
+    shape: tuple  # its output's shape
 
 ACTIVATIONS = {
     "identity": lambda x: x,
@@ -66,6 +75,54 @@ class Network:
     def apply(self, params, X):
         """Network outputs for a batch ``X``: shape ``(n_samples, n_outputs)``."""
         return self._module().apply({"params": params}, X)
+
+    # --- what strategies may ask of the layers ------------------------------
+    # The only interceptions of flax layers in skbnn are the three methods
+    # below; strategies call them instead of importing flax.
+
+    def dense_calls(self, params, X_shape, dtype=jnp.float32):
+        """Every dense-layer call the network makes on inputs of ``X_shape``, in call order.
+
+        Found by tracing ``apply`` once (``jax.eval_shape``: nothing runs);
+        ``params`` may be shapes (``jax.ShapeDtypeStruct``) or arrays.
+        """
+        calls = []
+
+        def record(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+                calls.append(DenseCall(tuple(context.module.path),
+                                       bool(context.module.use_bias), tuple(out.shape)))
+            return out
+
+        def apply(params, X):
+            with nn.intercept_methods(record):
+                return self.apply(params, X)
+
+        jax.eval_shape(apply, params, jax.ShapeDtypeStruct(tuple(X_shape), dtype))
+        return calls
+
+    def apply_replacing_dense(self, params, X, replace):
+        """``apply``, with dense-layer calls computed by ``replace`` where it says so.
+
+        ``replace(index, call, x)`` gets the call's index in call order, its
+        :class:`DenseCall` (without ``shape``: None) and its input; it returns
+        the layer's output, or None to let the layer compute it. The local
+        reparameterisation of variational inference is built on it.
+        """
+        index = [0]
+
+        def interceptor(next_fun, args, kwargs, context):
+            module = context.module
+            if context.method_name != "__call__" or not isinstance(module, nn.Dense):
+                return next_fun(*args, **kwargs)
+            x = args[0] if args else kwargs["inputs"]
+            out = replace(index[0], DenseCall(tuple(module.path), bool(module.use_bias), None), x)
+            index[0] += 1
+            return next_fun(*args, **kwargs) if out is None else out
+
+        with nn.intercept_methods(interceptor):
+            return self.apply(params, X)
 
     def apply_with_probes(self, params, X, probes, record):
         """``apply``, watching the dense layers named in ``record``.

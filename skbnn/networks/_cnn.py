@@ -81,7 +81,8 @@ class _Conv(nn.Module):
         kernel = self.param("kernel", _glorot_uniform, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         patches = image_patches(x, k, self.stride, self.padding)
-        # the largest array a prediction makes: activation_size counts it
+        # the largest array a prediction makes: activation_size counts it (recorded
+        # only when a caller asks for intermediates, as its test does)
         self.sow("intermediates", "patches", patches)
         return patches @ kernel.reshape(-1, self.features) + bias
 

@@ -1,5 +1,3 @@
-"""Utilities: random keys, the scikit-learn compatibility shim, array + JSON I/O."""
+"""Internal helpers: random numbers, saving, compile-cache housekeeping, trees."""
 
-from ._random import key_from_random_state
-
-__all__ = ["key_from_random_state"]
+__all__ = []

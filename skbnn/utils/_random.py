@@ -1,4 +1,4 @@
-"""Random numbers: a scikit-learn ``random_state`` as one JAX PRNG key, and fast normals."""
+"""Random numbers: fast normal draws and row permutations from JAX PRNG keys."""
 
 import math
 
@@ -6,20 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from sklearn.utils import check_random_state
 
-__all__ = ["key_from_random_state", "normal", "normal_like", "permutation"]
-
-
-def key_from_random_state(random_state):
-    """Return a JAX key for ``random_state`` (None, int or ``RandomState``).
-
-    An int always gives the same key; a ``RandomState`` instance is advanced by
-    one draw, as scikit-learn estimators do; None draws from numpy's global
-    generator.
-    """
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
-    return jax.random.key(int(seed))
+__all__ = ["normal", "normal_like", "permutation"]
 
 
 def _mix32(x):

@@ -12,13 +12,15 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
-from skbnn.inference import MAP, Laplace
+from skbnn.inference import Laplace
 from skbnn.inference import laplace as L
 from skbnn.inference.base import device_data
 from skbnn.likelihoods import Categorical, Gaussian
 from skbnn.model import Model
 from skbnn.networks import build_mlp
 from skbnn.priors import GaussianPrior
+from skbnn.structures import get_structure, unlayers
+from skbnn.utils._tree import get_path, set_path
 
 from .._conjugate import linear_gaussian_problem
 
@@ -148,10 +150,10 @@ def _tiny(likelihood=None, n_outputs=3):
 
 
 def _dense_ggn(model, params, data, subset):
-    flat, unravel = ravel_pytree(L._get_path(params, subset))
+    flat, unravel = ravel_pytree(get_path(params, subset))
 
     def outputs(theta):
-        return model.network.apply(L._set_path(params, subset, unravel(theta))["network"], data.X)
+        return model.network.apply(set_path(params, subset, unravel(theta))["network"], data.X)
 
     jac = jax.jacfwd(outputs)(flat)
 
@@ -172,9 +174,9 @@ def test_full_and_diag_ggn_match_a_dense_ggn(subset):
     # chunk of 8 rows: 37 rows need padding with weight-0 rows
     full = L._accumulate(model, params, data, subset, "full", 8).curvature["G"]
     np.testing.assert_allclose(full, dense, atol=1e-5 * np.abs(dense).max())
-    covered = L._get_path(params, subset)
+    covered = get_path(params, subset)
     diag = L._accumulate(model, params, data, subset, "diag", 8).curvature
-    diag = L._unlayers(covered, diag)
+    diag = unlayers(covered, diag)
     np.testing.assert_allclose(ravel_pytree(diag)[0], np.diag(dense),
                                atol=1e-5 * np.abs(dense).max())
 
@@ -195,10 +197,10 @@ def test_diag_of_a_cnn_matches_a_dense_ggn():
     subset = ("network",)
     dense = _dense_ggn(model, params, data, subset)
     with pytest.raises(ValueError, match="needs dense layers.*'diag'"):
-        L._check_combination(L._get_path(params, subset), "kron", Laplace().config(model))
+        L._check_combination(get_path(params, subset), "kron", Laplace().config(model))
     # chunks of 4 rows: the last is padded with weight-0 rows
     diag = L._accumulate(model, params, data, subset, "diag", 4).curvature
-    got = ravel_pytree(L._unlayers(L._get_path(params, subset), diag))[0]
+    got = ravel_pytree(unlayers(get_path(params, subset), diag))[0]
     np.testing.assert_allclose(got, np.diag(dense), rtol=1e-4, atol=1e-6 * np.abs(dense).max())
 
 
@@ -372,7 +374,7 @@ def test_dense_layer_output_covariance_equals_the_jacobian_one(structure, subset
     outputs = P._outputs_fn(model, post, data.X)
     covered = post._covered_mean()
     jac = jax.jacrev(outputs)(covered)
-    expected = P._OUTPUT_COV[structure](covered, factors, jac)
+    expected = get_structure(structure).output_cov(covered, factors, jac)
     np.testing.assert_allclose(cov, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(mean, outputs(covered), rtol=1e-6)
 
