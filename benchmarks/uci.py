@@ -54,7 +54,7 @@ from skbnn.metrics import expected_calibration_error, gaussian_nll
 
 SETS = ["bostonHousing", "concrete", "energy", "kin8nm", "protein-tertiary-structure",
         "wine-quality-red"]
-STRATEGIES = ["map", "psgld", "vi", "laplace"]
+STRATEGIES = ["map", "psgld", "vi", "laplace", "ensemble"]
 
 #: Lakshminarayanan et al. (2017), Table 1: (mean, standard error) of RMSE and NLL.
 #: PBP's "±" is printed as a standard error; MC-dropout's and the ensembles' as
@@ -124,10 +124,12 @@ def uci_rows(args):
         n_splits = min(_n_splits(args.data_dir, name), args.splits or 10**9)
         configs = {}
         if "default" in args.rows:
-            for strategy in STRATEGIES:
+            for strategy in args.strategies:
                 configs[f"{strategy} (defaults)"] = dict(inference=strategy)
         if "best" in args.rows:
             for strategy, (settings, text) in BEST.items():
+                if strategy not in args.strategies:
+                    continue
                 configs[f"{strategy}: {text}"] = {"inference": strategy, **settings}
         for label, settings in configs.items():
             results = []
@@ -230,7 +232,7 @@ def classification_rows(args):
             lambda: CalibratedClassifierCV(MLPClassifier(random_state=0)),
     }
     if "all" in args.rows:
-        for strategy in ("map", "vi", "laplace"):
+        for strategy in [s for s in args.strategies if s != "psgld"]:
             makers[f"skbnn {strategy} (defaults)"] = (
                 lambda s=strategy: BayesianMLPClassifier(inference=s, random_state=0))
     rows = {}
@@ -297,18 +299,27 @@ def main(argv=None):
     parser.add_argument("--rows", default="default,best",
                         help="default, best (UCI) and all (every strategy in classification)")
     parser.add_argument("--tables", default="uci,classification")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--results", default=os.path.join("benchmarks", "results", "uci.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="add the rows run now to those already in --results")
     args = parser.parse_args(argv)
     args.sets = args.sets.split(",")
     args.rows = args.rows.split(",")
+    args.strategies = args.strategies.split(",")
     tables = args.tables.split(",")
     results = {"machine": _machine(), "settings": {"rows": args.rows, "splits": args.splits}}
-    if "uci" in tables:
-        results["uci"] = uci_rows(args)
-        print_uci_table(results["uci"], args.data_dir)
-    if "classification" in tables:
-        results["classification"] = classification_rows(args)
-        print_classification_table(results["classification"])
+    if args.merge and os.path.exists(args.results):
+        with open(args.results) as f:
+            results = json.load(f)
+    for table, make, show in (("uci", uci_rows, lambda r: print_uci_table(r, args.data_dir)),
+                              ("classification", classification_rows,
+                               print_classification_table)):
+        if table not in tables:
+            continue
+        for name, by_label in make(args).items():
+            results.setdefault(table, {}).setdefault(name, {}).update(by_label)
+        show(results[table])
     if args.results:
         os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
         with open(args.results, "w") as f:

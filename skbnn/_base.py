@@ -26,6 +26,7 @@ from .inference import STRATEGIES, resolve_inference
 from .inference.base import Training, device_data
 from .likelihoods import Bernoulli, Categorical, Gaussian, HeteroscedasticGaussian
 from .model import Model
+from .posterior import rows_per_chunk
 from .priors import GaussianPrior
 from .utils._compile import release_compiled_programs
 from .utils._io import load_estimator, save_estimator
@@ -143,16 +144,11 @@ class BaseBayesianNetwork(BaseEstimator):
         return np.asarray(X, dtype=_float_dtype())
 
     def _chunk_size(self, input_shape):
-        """Rows per compiled prediction call.
-
-        Draws go through one after another, so about 2**23 activation values
-        per draw, as a power of two in [16, 1024]; it depends on the
-        architecture, never on the number of rows, so every row goes through
-        the same compiled program.
-        """
+        """Rows per compiled prediction call: draws go through one after another, so
+        about 2**23 activation values per draw, 16 to 1024 rows
+        (:func:`~skbnn.posterior.rows_per_chunk`)."""
         width = self.model_.network.activation_size(input_shape)
-        rows = (1 << 23) // max(1, width)
-        return int(np.clip(1 << max(0, int(rows).bit_length() - 1), 16, 1024))
+        return rows_per_chunk(width, budget=1 << 23, low=16, high=1024)
 
     # --- fit --------------------------------------------------------------------
 

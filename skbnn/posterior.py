@@ -14,19 +14,12 @@ metadata, so a fitted estimator pickles and saves as plain data:
   (``"network"``) or over the network linearised at the mean (``"glm"``, with a
   closed form, and ``"glm_mc"``), as Laplace approximations use.
 
-The protocol the estimators use, which every posterior container offers:
-
-- ``mean_params()``, ``warm_start_params()``, ``n_predictive_draws``;
-- ``predict_draws(model, X, chunk_size=...)``: the likelihood's predictive
-  quantities under each draw, each ``(n_draws, n_samples, ...)`` (probabilities
-  for classification, ``(mean, noise_std)`` for regression), computed by
-  ``predictive``: a compiled loop over draws, in fixed-size chunks of rows;
-- ``predict_moments(model, X, chunk_size=...)``: a closed-form predictive
-  (e.g. Laplace's probit approximation) with the shapes of one draw, or None
-  when the estimator should average the draws.
+Both satisfy the :class:`Posterior` protocol the estimators use. Draws go
+through ``predictive``: a compiled loop over draws, in fixed-size chunks of rows.
 """
 
 from functools import partial
+from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -34,17 +27,62 @@ import numpy as np
 from flax import struct
 
 from ._types import Params
-from .structures import STRUCTURES, get_structure, layers, row_jacobians
+from .structures import STRUCTURES, dense_probe, get_structure, row_jacobians
 from .utils._io import serializable
 from .utils._tree import get_path, set_path
 
 __all__ = [
+    "Posterior",
     "STRUCTURES",
     "GaussianPosterior",
     "SamplePosterior",
     "predictive",
     "row_jacobians",
+    "rows_per_chunk",
 ]
+
+
+def rows_per_chunk(values_per_row, *, budget=1 << 24, low=1, high=1024):
+    """Rows per compiled chunk: the largest power of two whose chunk holds at most
+    ``budget`` values at ``values_per_row`` each, within ``[low, high]``.
+
+    It depends on the architecture, never on the number of rows, so every row
+    goes through the same compiled program (and a row's result does not
+    depend on which other rows are predicted with it).
+    """
+    rows = max(1, budget // max(1, int(values_per_row)))
+    return int(np.clip(1 << (rows.bit_length() - 1), low, high))
+
+
+@runtime_checkable
+class Posterior(Protocol):
+    """What the estimators need of a posterior: every strategy returns one.
+
+    - ``mean_params()``: the posterior mean of every parameter (``coefs_``);
+    - ``warm_start_params()``: where ``warm_start=True`` resumes (one point,
+      or one per chain on a leading axis);
+    - ``n_predictive_draws`` and ``predictive_draws(rng_key=None)``: the
+      parameter draws the predictive averages over, leaves ``(n_draws, ...)``;
+    - ``predict_draws(model, X, *, chunk_size)``: the likelihood's predictive
+      quantities under each draw, each ``(n_draws, n_samples, ...)``;
+    - ``predict_moments(model, X, *, chunk_size)``: a closed-form predictive
+      with the shapes of one draw, or None when the draws are to be averaged.
+
+    Posteriors are immutable pytrees of arrays and static metadata, so a fitted
+    estimator pickles and saves as plain data.
+    """
+
+    n_predictive_draws: int
+
+    def mean_params(self) -> Params: ...
+
+    def warm_start_params(self) -> Params: ...
+
+    def predictive_draws(self, rng_key=None) -> Params: ...
+
+    def predict_draws(self, model, X, *, chunk_size=256): ...
+
+    def predict_moments(self, model, X, *, chunk_size=256): ...
 
 
 @serializable
@@ -226,9 +264,7 @@ class GaussianPosterior:
             # the Jacobian of one chunk holds rows * n_outputs * n_covered values
             per_row = n_outputs * sum(
                 int(np.prod(np.shape(x))) for x in jax.tree.leaves(self._covered_mean()))
-        # keep it near 2**24 values, in a power of two that does not depend on X
-        rows = max(1, (1 << 24) // max(1, per_row))
-        rows = min(int(chunk_size), 1 << (rows.bit_length() - 1))
+        rows = rows_per_chunk(per_row, high=int(chunk_size))
         return _map_chunks(lambda chunk: _glm_moments_chunk(model, self, chunk),
                            X, rows, row_axis=0)
 
@@ -274,28 +310,16 @@ def _dense_output_cov(model, posterior, X):
     if posterior.structure not in DENSE_SHORTCUT or not posterior.subset \
             or posterior.subset[0] != "network":
         return None
-    covered = layers(posterior._covered_mean())
-    prefix = "/".join(posterior.subset[1:])
-    names = {name: "/".join(p for p in (prefix, name) if p) for name in covered}
-    record = set(names.values())
-    net = posterior.mean["network"]
-    _, _, shapes = jax.eval_shape(lambda: model.network.apply_with_probes(net, X, None, record))
-    if set(shapes) != record:
+    probed = dense_probe(model, posterior.mean, posterior.subset, X)
+    if probed is None:
         return None  # not all dense: the generic Jacobian path
-    probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-    def f(probes):
-        out, inputs, _ = model.network.apply_with_probes(net, X, probes, record)
-        return out, inputs
-
-    out, vjp, inputs = jax.vjp(f, probes, has_aux=True)
+    out, vjp, a = probed
     eye = jnp.eye(out.shape[1], dtype=out.dtype)
-    grads = jax.vmap(lambda e: vjp(jnp.broadcast_to(e, out.shape))[0])(eye)
-    ones = jnp.ones((X.shape[0], 1), out.dtype)
+    grads = jax.vmap(lambda e: vjp(jnp.broadcast_to(e, out.shape)))(eye)
     cov = 0.0
-    for name, full in names.items():
-        a = jnp.concatenate([inputs[full], ones], axis=1)
-        cov = cov + posterior.covariance.dense_layer_cov(posterior.factors, name, a, grads[full])
+    for name in a:
+        cov = cov + posterior.covariance.dense_layer_cov(posterior.factors, name, a[name],
+                                                         grads[name])
     return out, cov
 
 

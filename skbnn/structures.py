@@ -42,6 +42,7 @@ __all__ = [
     "Kronecker",
     "LowRank",
     "Structure",
+    "dense_probe",
     "dense_stats",
     "get_structure",
     "hessian_factor",
@@ -121,35 +122,54 @@ def flat_jacobian(jac):
     )
 
 
-def dense_stats(model, params, subset, batch):
-    """Per covered dense layer: its inputs with a 1 appended ``a`` ``(n, fan_in + 1)``
-    and the back-propagated columns of the Hessian factor ``g`` ``(C, n, fan_out)``;
-    and the network's outputs. The layers are watched through the network's probes
-    (:meth:`skbnn.networks.Network.apply_with_probes`)."""
+def dense_probe(model, params, subset, X):
+    """Watch the covered dense layers on ``X`` (the one place that sets up the probes).
+
+    Returns ``(outputs, vjp, a)``: the network's outputs, the vector-Jacobian
+    product from output cotangents to each covered layer's output (a dict by
+    block name, see :func:`layers`), and each layer's inputs with a 1 appended
+    ``(n, fan_in + 1)``; or None when a covered block is not a dense layer.
+    Built on :meth:`skbnn.networks.Network.apply_with_probes`.
+    """
     covered = get_path(params, subset)
     prefix = "/".join(subset[1:])
     names = {name: "/".join(p for p in (prefix, name) if p) for name in layers(covered)}
     record = set(names.values())
     net = params["network"]
-    _, _, shapes = jax.eval_shape(
-        lambda: model.network.apply_with_probes(net, batch.X, None, record))
+    _, _, shapes = jax.eval_shape(lambda: model.network.apply_with_probes(net, X, None, record))
     if set(shapes) != record:
-        raise ValueError(
-            "This curvature needs the covered weights to be the network's Dense layers; "
-            f"found {sorted(shapes)} of {sorted(record)}. Use 'diag', 'lowrank' or 'full'."
-        )
+        return None
     probes = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
     def f(probes):
-        out, inputs, _ = model.network.apply_with_probes(net, batch.X, probes, record)
+        out, inputs, _ = model.network.apply_with_probes(net, X, probes, record)
         return out, inputs
 
-    out, vjp, inputs = jax.vjp(f, probes, has_aux=True)
-    factor = hessian_factor(model, params, out, batch.weight)
-    g = jax.vmap(lambda a: vjp(a)[0], in_axes=2)(factor)
-    ones = jnp.ones((batch.X.shape[0], 1), out.dtype)
+    out, vjp_full, inputs = jax.vjp(f, probes, has_aux=True)
+    ones = jnp.ones((X.shape[0], 1), out.dtype)
     a = {name: jnp.concatenate([inputs[full], ones], axis=1) for name, full in names.items()}
-    return out, a, {name: g[full] for name, full in names.items()}
+
+    def vjp(cotangent):
+        (grads,) = vjp_full(cotangent)
+        return {name: grads[full] for name, full in names.items()}
+
+    return out, vjp, a
+
+
+def dense_stats(model, params, subset, batch):
+    """Per covered dense layer: its inputs with a 1 appended ``a`` ``(n, fan_in + 1)``
+    and the back-propagated columns of the Hessian factor ``g`` ``(C, n, fan_out)``;
+    and the network's outputs."""
+    probed = dense_probe(model, params, subset, batch.X)
+    if probed is None:
+        raise ValueError(
+            "This curvature needs the covered weights to be the network's Dense layers. "
+            "Use 'diag', 'lowrank' or 'full'."
+        )
+    out, vjp, a = probed
+    factor = hessian_factor(model, params, out, batch.weight)
+    g = jax.vmap(vjp, in_axes=2)(factor)
+    return out, a, g
 
 
 # ---------------------------------------------------------------------------

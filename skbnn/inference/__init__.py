@@ -2,11 +2,14 @@
 
 ``inference=`` on an estimator takes a name from ``STRATEGIES`` or a
 strategy object (anything with a ``run`` method, such as ``PSGLD(n_chains=4)``).
+A new strategy is one module here, satisfying :class:`~.base.Strategy`, and
+one entry in ``STRATEGIES``.
 """
 
 from sklearn.base import clone
 
-from .base import BaseStrategy, Data, InferenceResult, Training
+from .base import BaseStrategy, Data, InferenceResult, Strategy, Training
+from .ensemble import Ensemble
 from .laplace import Laplace
 from .map import MAP
 from .nuts import NUTS
@@ -14,6 +17,7 @@ from .psgld import PSGLD
 from .vi import VI
 
 __all__ = [
+    "Ensemble",
     "Laplace",
     "MAP",
     "NUTS",
@@ -22,6 +26,7 @@ __all__ = [
     "BaseStrategy",
     "Data",
     "InferenceResult",
+    "Strategy",
     "Training",
     "VI",
     "resolve_inference",
@@ -35,6 +40,7 @@ STRATEGIES = {
     "vi": VI,
     "laplace": Laplace,
     "nuts": NUTS,
+    "ensemble": Ensemble,
 }
 
 

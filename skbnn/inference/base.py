@@ -10,9 +10,11 @@
   scikit-learn's stopping rule (``tol``, ``n_iter_no_change``,
   ``early_stopping``), ``verbose`` output, the ``ConvergenceWarning``.
 - :class:`InferenceResult`: what ``run`` returns to the estimator.
-- :class:`BaseStrategy`: the strategy objects (``MAP``, ``PSGLD``, ...) are
+- :class:`Strategy`: the protocol every strategy satisfies, and
+  :class:`BaseStrategy`: the strategy objects (``MAP``, ``PSGLD``, ...) are
   scikit-learn parameter holders; ``run`` is their one method the estimators
-  call (the ``HasMethods(["run"])`` contract).
+  call.
+- :func:`run_epochs`: the one epoch loop of the minibatch strategies.
 
 Compilation: every jitted function in ``skbnn.inference`` is defined once at
 module level and takes the model and the strategy's numeric settings as pytree
@@ -24,7 +26,7 @@ shape compiles nothing.
 
 import warnings
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +41,7 @@ from ..model import Batch
 from ..utils._random import permutation
 
 __all__ = [
+    "Strategy",
     "N_STANDARD_ERRORS",
     "MIN_SCORED_ROWS",
     "SCORE_TOLERANCE",
@@ -502,6 +505,34 @@ def sample_diagnostics(model, draws, data: Data, key) -> dict:
     return {**params, **prediction_diagnostics(model, draws, data, key)}
 
 
+@runtime_checkable
+class Strategy(Protocol):
+    """What the estimators need of an inference strategy; ``inference=`` takes any.
+
+    A strategy object holds settings (a scikit-learn parameter holder, so
+    ``GridSearchCV`` can search ``inference__<name>``), turns them into a
+    frozen config for the data's model and the estimator's training settings,
+    and runs: ``run`` receives the :class:`~skbnn.model.Model`, the training
+    rows as :class:`Data` (on the device), a PRNG key and the
+    :class:`Training` settings, and returns an :class:`InferenceResult` whose
+    ``posterior`` satisfies :class:`skbnn.posterior.Posterior`. It never sees
+    scikit-learn's estimators. ``fitted_diagnostics`` names entries of the
+    result's diagnostics that the estimator also sets as fitted attributes.
+    """
+
+    name: str
+    fitted_diagnostics: tuple
+
+    def get_params(self, deep=True): ...
+
+    def set_params(self, **params): ...
+
+    def config(self, model, training: Training): ...
+
+    def run(self, model, data: Data, key, *, training: Training, init_params=None,
+            validation: Data | None = None) -> InferenceResult: ...
+
+
 class BaseStrategy(BaseEstimator):
     """Base of the strategy objects (``MAP``, ``PSGLD``, ...).
 
@@ -512,6 +543,12 @@ class BaseStrategy(BaseEstimator):
 
     #: The name used by ``inference=`` strings.
     name = None
+    #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
+    fitted_diagnostics = ()
+
+    def config(self, model, training: Training):
+        """The frozen, hashable settings ``run`` compiles with."""
+        raise NotImplementedError
 
     def run(self, model, data: Data, key, *, training: Training, init_params=None,
             validation: Data | None = None) -> InferenceResult:

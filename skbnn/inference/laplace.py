@@ -42,7 +42,7 @@ import numpy as np
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from ..posterior import GaussianPosterior
+from ..posterior import GaussianPosterior, rows_per_chunk
 from ..structures import STRUCTURES, Block, get_structure, hessian_factor, layers
 from ..utils._tree import get_path, set_path
 from ..utils._io import serializable
@@ -294,11 +294,9 @@ def _fit_gaussian(state: LaplaceState, params, delta0, config_static, subset):
 
 def _chunk_size(model, params, subset, structure, input_shape):
     """Rows per curvature chunk: about 2**24 values in the largest per-chunk array."""
-    per_row = get_structure(structure).values_per_row(
+    return rows_per_chunk(get_structure(structure).values_per_row(
         model.likelihood.n_network_outputs, model.network.activation_size(input_shape),
-        get_path(params, subset))
-    rows = max(1, (1 << 24) // max(1, per_row))
-    return int(min(1024, 1 << (rows.bit_length() - 1)))
+        get_path(params, subset)))
 
 
 def _check_combination(covered, structure, config):
@@ -534,7 +532,7 @@ class Laplace(BaseStrategy):
         self.rank = rank
         self.map_strategy = map_strategy
 
-    def config(self, model) -> LaplaceConfig:
+    def config(self, model, training: Training) -> LaplaceConfig:
         dtype = jnp.result_type(float)
         delta = model.prior.alpha if self.prior_precision is None else self.prior_precision
         temperature = np.nan if self.temperature == "auto" else self.temperature
@@ -553,6 +551,6 @@ class Laplace(BaseStrategy):
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()
         map_object = MAP() if self.map_strategy is None else self.map_strategy
-        return run(model, data, self.config(model), key, training=training,
-                   map_config=map_object.config(training), init_params=init_params,
+        return run(model, data, self.config(model, training), key, training=training,
+                   map_config=map_object.config(model, training), init_params=init_params,
                    validation=validation)

@@ -193,7 +193,7 @@ class MAP(BaseStrategy):
         self.beta_2 = beta_2
         self.epsilon = epsilon
 
-    def config(self, training: Training) -> MAPConfig:
+    def config(self, model, training: Training) -> MAPConfig:
         lr = training.learning_rate if self.learning_rate is None else self.learning_rate
         return MAPConfig(*(jnp.asarray(v, dtype=jnp.result_type(float))
                            for v in (lr, self.beta_1, self.beta_2, self.epsilon)),
@@ -201,5 +201,5 @@ class MAP(BaseStrategy):
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()
-        return run(model, data, self.config(training), key, training=training,
+        return run(model, data, self.config(model, training), key, training=training,
                    init_params=init_params, validation=validation)

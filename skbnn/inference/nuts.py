@@ -356,7 +356,7 @@ def convergence_problems(diagnostics: dict, config: NUTSConfig) -> list[str]:
 def _map_starts(model, data: Data, key, training: Training, n_chains: int):
     """One short MAP run per chain, each from its own network initialisation."""
     # the stopping rule, not a budget of epochs, ends this run: Adam as scikit-learn's
-    config = map_inference.MAP(learning_rate_schedule="constant").config(training)
+    config = map_inference.MAP(learning_rate_schedule="constant").config(model, training)
     starts = []
     for chain_key in jax.random.split(key, n_chains):
         with warnings.catch_warnings():
@@ -570,7 +570,7 @@ class NUTS(BaseStrategy):
         self.chain_method = chain_method
         self.max_cost = max_cost
 
-    def config(self) -> NUTSConfig:
+    def config(self, model=None, training=None) -> NUTSConfig:
         dtype = jnp.result_type(float)
         return NUTSConfig(
             step_size=jnp.asarray(self.step_size, dtype=dtype),
@@ -591,6 +591,6 @@ class NUTS(BaseStrategy):
                 "its whole budget and uses every row. Set early_stopping=False, or use "
                 "inference='map'."
             )
-        return run(model, data, self.config(), key, training=training, init=self.init,
+        return run(model, data, self.config(model, training), key, training=training, init=self.init,
                    init_params=init_params, max_cost=float(self.max_cost),
                    chain_method=self.chain_method)

@@ -671,7 +671,7 @@ class PSGLD(BaseStrategy):
         self.eps = eps
         self.freeze_preconditioner = freeze_preconditioner
 
-    def config(self, training: Training) -> PSGLDConfig:
+    def config(self, model, training: Training) -> PSGLDConfig:
         first = training.learning_rate if self.step_size is None else self.step_size
         if self.step_size_final is not None:
             last = self.step_size_final
@@ -699,5 +699,5 @@ class PSGLD(BaseStrategy):
                 "its whole budget of max_iter epochs. Set early_stopping=False, or use "
                 "inference='map'."
             )
-        return run(model, data, self.config(training), key, training=training,
+        return run(model, data, self.config(model, training), key, training=training,
                    init_params=init_params)

@@ -747,7 +747,7 @@ class VI(BaseStrategy):
         self.beta_2 = beta_2
         self.epsilon = epsilon
 
-    def config(self, training: Training) -> VIConfig:
+    def config(self, model, training: Training) -> VIConfig:
         lr = training.learning_rate if self.learning_rate is None else self.learning_rate
         dtype = jnp.result_type(float)
         return VIConfig(
@@ -764,5 +764,5 @@ class VI(BaseStrategy):
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()
-        return run(model, data, self.config(training), key, training=training,
+        return run(model, data, self.config(model, training), key, training=training,
                    init_params=init_params, validation=validation)

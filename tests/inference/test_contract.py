@@ -76,3 +76,44 @@ def test_second_run_on_same_shapes_compiles_nothing(strategy):
     with count_compilations() as compiled:
         strategy.run(model2, data2, jax.random.key(5), training=training2)
     assert compiled == []
+
+
+def test_every_strategy_and_its_posterior_satisfy_the_declared_protocols(strategy):
+    import inspect
+
+    from skbnn.inference.base import Strategy
+    from skbnn.posterior import Posterior
+
+    assert isinstance(strategy, Strategy)
+    assert strategy.name in STRATEGIES and STRATEGIES[strategy.name] is type(strategy)
+    # the signatures, not only the names, are the protocol's
+    for method in ("config", "run"):
+        declared = inspect.signature(getattr(Strategy, method))
+        actual = inspect.signature(getattr(type(strategy), method))
+        assert list(actual.parameters) == list(declared.parameters), method
+    model, data, X = _problem()
+    posterior = strategy.run(model, data, jax.random.key(0), training=TRAINING).posterior
+    assert isinstance(posterior, Posterior)
+    for method in ("predict_draws", "predict_moments", "predictive_draws"):
+        declared = inspect.signature(getattr(Posterior, method))
+        actual = inspect.signature(getattr(type(posterior), method))
+        assert list(actual.parameters) == list(declared.parameters), method
+    # what the protocol promises of the methods' results
+    draws = posterior.predict_draws(model, X, chunk_size=32)
+    assert draws[0].shape == (posterior.n_predictive_draws, 64, 3)
+    moments = posterior.predict_moments(model, X, chunk_size=32)
+    assert moments is None or moments[0].shape == (64, 3)
+    reference = model.init(jax.random.key(0), X.shape[1:])
+    assert jax.tree.structure(posterior.mean_params()) == jax.tree.structure(reference)
+
+
+def test_a_strategy_missing_the_protocol_is_refused():
+    from skbnn import BayesianMLPClassifier
+
+    class NotAStrategy:
+        def fit(self, X, y):
+            return self
+
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    with pytest.raises((TypeError, ValueError), match="inference"):
+        BayesianMLPClassifier((4,), inference=NotAStrategy()).fit(X, X[:, 0] > 0)

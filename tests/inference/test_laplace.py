@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
 from skbnn.inference import Laplace
 from skbnn.inference import laplace as L
-from skbnn.inference.base import device_data
+from skbnn.inference.base import Training, device_data
 from skbnn.likelihoods import Categorical, Gaussian
 from skbnn.model import Model
 from skbnn.networks import build_mlp
@@ -197,7 +197,8 @@ def test_diag_of_a_cnn_matches_a_dense_ggn():
     subset = ("network",)
     dense = _dense_ggn(model, params, data, subset)
     with pytest.raises(ValueError, match="needs dense layers.*'diag'"):
-        L._check_combination(get_path(params, subset), "kron", Laplace().config(model))
+        L._check_combination(get_path(params, subset), "kron",
+                             Laplace().config(model, Training()))
     # chunks of 4 rows: the last is padded with weight-0 rows
     diag = L._accumulate(model, params, data, subset, "diag", 4).curvature
     got = ravel_pytree(unlayers(get_path(params, subset), diag))[0]
@@ -363,7 +364,7 @@ def test_dense_layer_output_covariance_equals_the_jacobian_one(structure, subset
     from skbnn import posterior as P
 
     model, params, data = _tiny()
-    config = Laplace(hessian_structure=structure).config(model)
+    config = Laplace(hessian_structure=structure).config(model, Training())
     config = config.replace(prior_precision=jnp.float32(0.7))
     state = L._accumulate(model, params, data, subset, structure, 8)
     factors, _, _ = L._fit_gaussian(state, params, config.prior_precision,

@@ -222,7 +222,7 @@ def test_parallel_chains_are_single_chain_runs_of_their_own_keys():
     from jax.flatten_util import ravel_pytree
 
     from skbnn.inference import nuts
-    from skbnn.inference.base import device_data
+    from skbnn.inference.base import Training, device_data
     from skbnn.likelihoods import Categorical
     from skbnn.model import Model
     from skbnn.networks import build_mlp
@@ -235,7 +235,7 @@ def test_parallel_chains_are_single_chain_runs_of_their_own_keys():
     template = model.init(jax.random.key(0), (3,))
     positions = np.stack([ravel_pytree(model.init(jax.random.key(k), (3,)))[0]
                           for k in range(3)])
-    config = NUTS(n_chains=3, n_warmup=20, n_draws=10).config()
+    config = NUTS(n_chains=3, n_warmup=20, n_draws=10).config(None, Training())
     key = jax.random.key(5)
     draws, info, _ = nuts._run_chains(model, data, config, key, positions, template, "parallel")
     assert draws.shape == (3, 10, positions.shape[1])

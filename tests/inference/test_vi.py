@@ -254,7 +254,7 @@ def test_step_gradient_is_the_gradient_of_the_negative_elbo(network, likelihood,
     y = (jnp.asarray(rng.normal(size=(8, 2)), jnp.float32) if isinstance(likelihood, Gaussian)
          else jnp.asarray(rng.randint(0, 3, 8), jnp.int32))
     config = VI(n_mc=n_mc, kl_weight=0.3).config(
-        Training(max_iter=1, batch_size=8, learning_rate=1e-3))
+        model, Training(max_iter=1, batch_size=8, learning_rate=1e-3))
     mean = model.init(jax.random.key(0), (16,))
     log_scale = jax.tree.map(
         lambda p: jax.random.uniform(jax.random.key(p.size), p.shape, minval=-3.0, maxval=-1.0),
