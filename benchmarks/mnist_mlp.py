@@ -40,7 +40,7 @@ defaults-laplace``) run each strategy at every default, batch size included
 epochs set; their fit s includes compiling.
 
 Run: python benchmarks/mnist_mlp.py [--data-dir ../shared/data] [--epochs 20]
-     [--rows ...] [--results benchmarks/results/mnist_mlp.json]
+     [--rows ...] [--table NAME]
 """
 
 import argparse
@@ -52,6 +52,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.neural_network import MLPClassifier
 
+from _results import format_table, update
 from skbnn import BayesianMLPClassifier
 from skbnn.datasets import load_mnist
 from skbnn.inference import MAP, PSGLD, VI, Laplace
@@ -316,7 +317,8 @@ def main(argv=None):
     parser.add_argument("--laplace-alpha", type=float, default=1.0,
                         help="prior precision of the laplace and laplace-torch rows")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", default="", help="write the rows to this JSON file")
+    parser.add_argument("--table", default="",
+                        help="store the table under this name in benchmarks/results/mnist_mlp.json")
     parser.add_argument("--rows", default="sklearn,map,psgld1,psgld4",
                         help="comma-separated subset of sklearn,map,map-laplace-alpha,psgld1,"
                              "psgld4,vi,vi1,"
@@ -397,81 +399,70 @@ def main(argv=None):
     base = next((r["s/epoch"] for r in rows if r["method"].startswith("sklearn")), None)
     columns = ["method", "fit s", "compile s", "s/epoch", "x sklearn", "laplace s", "predict s",
                "acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC"]
-    print()
-    print(f"MNIST {HIDDEN}, batch {BATCH}, {args.epochs} epochs, "
-          f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
-          f"psgld T={args.temperature}, burn_in={args.burn_in}, eps={args.eps:g}, "
-          f"{args.n_cycles} cycle(s), {args.n_draws} draws/chain; vi and numpyro-svi "
-          f"alpha={args.vi_alpha}, lr={args.vi_lr:g} {args.vi_schedule}, vi "
-          f"kl_weight={args.kl_weight}; laplace and "
-          f"laplace-torch alpha={args.laplace_alpha}")
-    print(" | ".join(f"{c:>24}" if c == "method" else f"{c:>9}" for c in columns))
+    title = (f"MNIST {HIDDEN}, batch {BATCH}, {args.epochs} epochs, "
+             f"{len(data['train'][0])} training rows, seed {args.seed}; skbnn alpha={args.alpha}, "
+             f"psgld T={args.temperature}, burn_in={args.burn_in}, eps={args.eps:g}, "
+             f"{args.n_cycles} cycle(s), {args.n_draws} draws/chain; vi and numpyro-svi "
+             f"alpha={args.vi_alpha}, lr={args.vi_lr:g} {args.vi_schedule}, vi "
+             f"kl_weight={args.kl_weight}; laplace and laplace-torch alpha={args.laplace_alpha}; "
+             "defaults rows: every default, batch size included")
+    cells = []
     for r in rows:
         r["x sklearn"] = r["s/epoch"] / base if base else float("nan")
-        cells = [f"{r['method']:>24}"]
-        for c in columns[1:]:
-            fmt = "{:9.4f}" if c in ("acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC") else "{:9.2f}"
-            cells.append(fmt.format(r[c]))
-        print(" | ".join(cells))
+        cells.append([r["method"]] + [
+            (f"{r[c]:.4f}" if c in ("acc", "NLL", "ECE", "Brier", "F>=0.6", "AUROC")
+             else f"{r[c]:.2f}") for c in columns[1:]])
+    notes = []
     by = {r["method"]: r for r in rows}
     svi = by.get("numpyro SVI AutoNormal")
     for name in ("skbnn vi", "skbnn vi kl_weight=1"):
         row = by.get(name)
         if row and svi:
-            print()
-            print(f"{name} fit / numpyro SVI fit: {row['fit s'] / svi['fit s']:.2f} "
-                  "(target <= 0.5)")
-            print(f"{name} predict / numpyro Predictive: "
-                  f"{row['predict s'] / svi['predict s']:.2f} (target <= 0.2)")
+            notes.append(f"{name} fit / numpyro SVI fit: {row['fit s'] / svi['fit s']:.2f} "
+                         "(target <= 0.5)")
+            notes.append(f"{name} predict / numpyro Predictive: "
+                         f"{row['predict s'] / svi['predict s']:.2f} (target <= 0.2)")
     ll, peer = by.get("skbnn laplace ll kron"), by.get("laplace-torch ll kron")
     mapr = by.get("skbnn map (laplace alpha)")
     if mapr is None and args.laplace_alpha == args.alpha:
         mapr = by.get("skbnn map")
     if ll:
-        print()
         if peer:
-            print(f"laplace step / laplace-torch's: {ll['laplace s'] / peer['laplace s']:.2f} "
-                  "(target <= 0.5)")
-            print(f"predict 10,000 / laplace-torch's: {ll['predict s'] / peer['predict s']:.2f} "
-                  "(target <= 0.5)")
+            notes.append(f"laplace step / laplace-torch's: "
+                         f"{ll['laplace s'] / peer['laplace s']:.2f} (target <= 0.5)")
+            notes.append(f"predict 10,000 / laplace-torch's: "
+                         f"{ll['predict s'] / peer['predict s']:.2f} (target <= 0.5)")
         if mapr:
-            print(f"laplace ll kron accuracy - map accuracy: {ll['acc'] - mapr['acc']:+.4f} "
-                  "(target 0)")
-        print(f"laplace ll kron NLL {ll['NLL']:.4f} (target <= 0.06), ECE {ll['ECE']:.4f} "
-              f"(target <= 0.006), AUROC {ll['AUROC']:.4f} (target >= 0.92)")
+            notes.append(f"laplace ll kron accuracy - map accuracy: "
+                         f"{ll['acc'] - mapr['acc']:+.4f} (target 0)")
     default_map = by.get("skbnn map (defaults)")
     if default_map:
-        print()
-        for name in ("psgld", "vi", "laplace"):
+        for name in ("psgld", "vi", "laplace", "ensemble"):
             r = by.get(f"skbnn {name} (defaults)")
             if r:
-                print(f"{name} at defaults: NLL {r['NLL']:.4f} against map's {default_map['NLL']:.4f}, "
-                      f"ECE {r['ECE']:.4f} against {default_map['ECE']:.4f} (target: both lower)")
-    if args.results:
-        import json
-        import os
-        import platform
-
-        import jax
-        os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
-        with open(args.results, "w") as f:
-            json.dump({"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                                   "jax": jax.__version__, "backend": jax.default_backend()},
-                       "settings": {k: v for k, v in vars(args).items()},
-                       "rows": rows}, f, indent=1, default=float)
-        print(f"results written to {args.results}")
+                notes.append(f"{name} at defaults: NLL {r['NLL']:.4f} against map's "
+                             f"{default_map['NLL']:.4f}, ECE {r['ECE']:.4f} against "
+                             f"{default_map['ECE']:.4f} (target: both lower)")
     if base is not None:
         one, four, mapr = (by.get("skbnn psgld 1 chain"), by.get("skbnn psgld 4 chains"),
                            by.get("skbnn map"))
-        print()
         if mapr:
-            print(f"map epoch speed-up over sklearn: {base / mapr['s/epoch']:.2f}x (target >= 1.9x)")
+            notes.append(f"map epoch speed-up over sklearn: {base / mapr['s/epoch']:.2f}x "
+                         "(target >= 1.9x)")
         if one and mapr:
-            print(f"psgld 1-chain epoch / map epoch: {one['s/epoch'] / mapr['s/epoch']:.2f} "
-                  "(target <= 1.3)")
+            notes.append(f"psgld 1-chain epoch / map epoch: "
+                         f"{one['s/epoch'] / mapr['s/epoch']:.2f} (target <= 1.3)")
         if one and four:
-            print(f"psgld 4 chains / 1 chain time: {four['s/epoch'] / one['s/epoch']:.2f} "
-                  "(target <= 2.5)")
+            notes.append(f"psgld 4 chains / 1 chain time: "
+                         f"{four['s/epoch'] / one['s/epoch']:.2f} (target <= 2.5)")
+    table = {"title": title, "columns": columns, "rows": cells, "notes": notes}
+    print()
+    print(format_table(table))
+    if args.table:
+        path = update("mnist_mlp", tables={args.table: table},
+                      settings={args.table: {k: v for k, v in vars(args).items()}},
+                      raw={args.table: rows})
+        print(f"results written to {path} (table {args.table!r})")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ Run: python benchmarks/uci.py [--data-dir ../shared/data] [--sets NAME,...]
 import argparse
 import json
 import os
-import platform
 import time
 import warnings
 
@@ -46,7 +45,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import skbnn
+from _results import format_table, machine
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
 from skbnn.datasets import load_uci
 from skbnn.inference import Laplace
@@ -101,23 +100,12 @@ BEST = {
 }
 
 
-def _machine():
-    import jax
-    import sklearn
-
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__,
-            "jax_backend": jax.default_backend(), "sklearn": sklearn.__version__,
-            "skbnn": skbnn.__version__}
-
-
 def _n_splits(data_dir, name):
     with open(os.path.join(data_dir, "uci", name, "n_splits.txt")) as f:
         return int(f.read().split()[0])
 
 
-def uci_rows(args):
+def uci_rows(args, save=None):
     rows = {}
     for name in args.sets:
         hidden = (100,) if name.startswith("protein") else (50,)
@@ -153,6 +141,8 @@ def uci_rows(args):
                 })
             rows.setdefault(name, {})[label] = results
             print(f"{name:28s} {label:62s} " + _summary(results), flush=True)
+            if save is not None:
+                save("uci", {name: {label: results}})
     return rows
 
 
@@ -180,44 +170,58 @@ def _published(name, n_splits):
     return out
 
 
-def print_uci_table(rows, data_dir):
-    print("\nUCI regression, test splits: mean ± standard error over splits; "
-          "fit s is the median")
-    print(f"{'set':28s} {'row':62s} {'RMSE':>16s} {'NLL':>16s} {'fit s':>7s}")
+def uci_tables(rows, data_dir):
+    """The UCI tables, one per set, and the targets line under the last."""
+    tables = {}
     targets = {"nll": 0, "rmse": 0, "fit": [], "sets": 0}
     for name, by_label in rows.items():
         n_splits = _n_splits(data_dir, name)
         published = _published(name, n_splits)
+        table_rows = []
         for label, results in by_label.items():
             rmse = _mean_se([r["rmse"] for r in results])
             nll = _mean_se([r["nll"] for r in results])
             fit = float(np.median([r["fit_seconds"] for r in results]))
-            print(f"{name:28s} {label:62s} {rmse[0]:8.3f} ± {rmse[1]:.3f} "
-                  f"{nll[0]:8.3f} ± {nll[1]:.3f} {fit:7.2f}")
+            warned = sum(r["warnings"] > 0 for r in results)
+            table_rows.append([label, f"{rmse[0]:.3f} ± {rmse[1]:.3f}",
+                               f"{nll[0]:.3f} ± {nll[1]:.3f}", f"{fit:.2f}",
+                               f"{warned}/{len(results)}"])
         for method, ((r, re), (n, ne)) in published.items():
-            print(f"{name:28s} {'published: ' + method:62s} {r:8.2f} ± {re:.3f} "
-                  f"{n:8.2f} ± {ne:.3f}")
+            table_rows.append([f"published: {method}", f"{r:.2f} ± {re:.3f}",
+                               f"{n:.2f} ± {ne:.3f}", "", ""])
+        notes = []
         default = by_label.get("psgld (defaults)")
-        if default is None:
-            continue
-        targets["sets"] += 1
-        best_nll = min(n for (_, (n, _)) in published.values())
-        (best_rmse, best_rmse_se) = min((r for (r, _) in published.values()),
-                                        key=lambda t: t[0])
-        nll = _mean_se([r["nll"] for r in default])[0]
-        rmse = _mean_se([r["rmse"] for r in default])[0]
-        targets["nll"] += nll <= best_nll
-        targets["rmse"] += rmse <= best_rmse + best_rmse_se
-        if not name.startswith("protein"):
-            targets["fit"].append(float(np.median([r["fit_seconds"] for r in default])))
+        if default is not None:
+            targets["sets"] += 1
+            best_nll = min(n for (_, (n, _)) in published.values())
+            best_rmse, best_rmse_se = min((r for (r, _) in published.values()),
+                                          key=lambda t: t[0])
+            nll = _mean_se([r["nll"] for r in default])[0]
+            rmse = _mean_se([r["rmse"] for r in default])[0]
+            targets["nll"] += nll <= best_nll
+            targets["rmse"] += rmse <= best_rmse + best_rmse_se
+            if not name.startswith("protein"):
+                targets["fit"].append(float(np.median([r["fit_seconds"] for r in default])))
+            notes.append(f"psgld at defaults: NLL {nll:.3f} against the best published "
+                         f"{best_nll:.2f}; RMSE {rmse:.3f} against {best_rmse:.2f} ± "
+                         f"{best_rmse_se:.3f}")
+        tables[f"uci-{name}"] = {
+            "title": f"{name}: {max(len(r) for r in by_label.values())} splits, test RMSE and "
+                     "NLL (mean ± standard error), "
+                     "median fit s, fits that warned",
+            "columns": ["row", "RMSE", "NLL", "fit s", "warned"],
+            "rows": table_rows, "notes": notes}
     if targets["sets"]:
         fits = targets["fit"]
-        print(f"\ndefault strategy (psgld): NLL at or below the best published on "
-              f"{targets['nll']} of {targets['sets']} sets (target: 5 of 6); RMSE within one "
-              f"standard error of the best published on {targets['rmse']} of "
-              f"{targets['sets']} (target: 5 of 6); median fit per split "
-              f"{np.median(fits) if fits else float('nan'):.2f} s, protein aside "
-              "(target: under 10 s)")
+        tables["uci-targets"] = {"columns": ["target", "met"], "rows": [
+            ["default NLL at or below the best published (target: 5 of 6 sets)",
+             f"{targets['nll']} of {targets['sets']}"],
+            ["default RMSE within one standard error of the best published (target: 5 of 6)",
+             f"{targets['rmse']} of {targets['sets']}"],
+            ["median of the sets' median fit s, protein aside (target: under 10)",
+             f"{np.median(fits):.2f}" if fits else "nan"],
+        ], "notes": []}
+    return tables
 
 
 CLASSIFICATION = {"breast_cancer": load_breast_cancer, "wine": load_wine,
@@ -270,25 +274,41 @@ def _class_summary(results):
     return "  ".join(parts)
 
 
-def print_classification_table(rows):
-    print("\nClassification, stratified 5-fold: mean ± standard error over folds")
+def classification_tables(rows):
+    """One table per set, and the targets table."""
+    tables = {}
     met = {"nll": 0, "ece": 0, "acc": 0}
     for name, by_label in rows.items():
+        table_rows = []
         for label, results in by_label.items():
-            print(f"{name:14s} {label:42s} " + _class_summary(results))
-        ours = by_label["skbnn (defaults: psgld)"]
-        mlp = by_label["MLPClassifier()"]
-        cal = by_label["CalibratedClassifierCV(MLPClassifier())"]
+            cells = [label]
+            for key in ("accuracy", "nll", "ece"):
+                m, se = _mean_se([r[key] for r in results])
+                cells.append(f"{m:.4f} ± {se:.4f}")
+            cells.append(f"{np.median([r['fit_seconds'] for r in results]):.2f}")
+            table_rows.append(cells)
+        tables[f"classification-{name}"] = {
+            "title": f"{name}: stratified 5-fold, mean ± standard error over folds",
+            "columns": ["row", "accuracy", "NLL", "ECE", "fit s"], "rows": table_rows,
+            "notes": []}
+        ours = by_label.get("skbnn (defaults: psgld)")
+        mlp = by_label.get("MLPClassifier()")
+        cal = by_label.get("CalibratedClassifierCV(MLPClassifier())")
+        if not (ours and mlp and cal):
+            continue
         mean = {k: {lab: np.mean([r[k] for r in res]) for lab, res in
-                    (("ours", ours), ("mlp", mlp), ("cal", cal))} for k in ("nll", "ece",
-                                                                            "accuracy")}
+                    (("ours", ours), ("mlp", mlp), ("cal", cal))}
+                for k in ("nll", "ece", "accuracy")}
         met["nll"] += mean["nll"]["ours"] < min(mean["nll"]["mlp"], mean["nll"]["cal"])
         met["ece"] += mean["ece"]["ours"] < min(mean["ece"]["mlp"], mean["ece"]["cal"])
         met["acc"] += mean["accuracy"]["ours"] >= mean["accuracy"]["mlp"] - 0.005
     n = len(rows)
-    print(f"\ndefault skbnn: lower NLL than both MLP rows on {met['nll']} of {n} sets, lower "
-          f"ECE on {met['ece']} of {n}, accuracy within 0.5 points of MLPClassifier on "
-          f"{met['acc']} of {n} (targets: all)")
+    tables["classification-targets"] = {"columns": ["target (default skbnn)", "met"], "rows": [
+        ["lower NLL than MLPClassifier and the calibrated one", f"{met['nll']} of {n}"],
+        ["lower ECE than both", f"{met['ece']} of {n}"],
+        ["accuracy within 0.5 points of MLPClassifier", f"{met['acc']} of {n}"],
+    ], "notes": []}
+    return tables
 
 
 def main(argv=None):
@@ -308,22 +328,34 @@ def main(argv=None):
     args.rows = args.rows.split(",")
     args.strategies = args.strategies.split(",")
     tables = args.tables.split(",")
-    results = {"machine": _machine(), "settings": {"rows": args.rows, "splits": args.splits}}
+    results = {"machine": machine(), "settings": {"rows": args.rows, "splits": args.splits}}
     if args.merge and os.path.exists(args.results):
         with open(args.results) as f:
             results = json.load(f)
-    for table, make, show in (("uci", uci_rows, lambda r: print_uci_table(r, args.data_dir)),
-                              ("classification", classification_rows,
-                               print_classification_table)):
-        if table not in tables:
-            continue
-        for name, by_label in make(args).items():
+        results["machine"] = machine()
+
+    def save(table, rows):
+        """Add rows to the results and write the file (after every row: a long run
+        that stops keeps what it has)."""
+        for name, by_label in rows.items():
             results.setdefault(table, {}).setdefault(name, {}).update(by_label)
-        show(results[table])
+        if args.results:
+            os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+            with open(args.results, "w") as f:
+                json.dump(results, f, indent=1)
+
+    if "uci" in tables:
+        save("uci", uci_rows(args, save))
+        results.setdefault("tables", {}).update(uci_tables(results["uci"], args.data_dir))
+    if "classification" in tables:
+        save("classification", classification_rows(args))
+        results.setdefault("tables", {}).update(
+            classification_tables(results["classification"]))
+    save("uci", {})  # writes the tables
+    for table in results.get("tables", {}).values():
+        print()
+        print(format_table(table))
     if args.results:
-        os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
-        with open(args.results, "w") as f:
-            json.dump(results, f, indent=1)
         print(f"\nresults written to {args.results}")
 
 

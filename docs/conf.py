@@ -1,6 +1,11 @@
 """Sphinx configuration: ``python -m sphinx -W -n -b html docs docs/_build/html``."""
 
+import sys
+from pathlib import Path
+
 import skbnn
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "skbnn"
 author = "The skbnn developers"
@@ -12,6 +17,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "results_tables",
 ]
 autosummary_generate = True
 templates_path = ["_templates"]
@@ -26,7 +32,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(array-like|ndarray|Array|PyTree|pytree|callable|optional|default|of|shape|"
                r"int|float|str|bool|dict|tuple|list|None|object|or|path-like|PRNGKey)"),
 ]
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 html_theme = "alabaster"
 html_static_path = []
 

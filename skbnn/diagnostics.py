@@ -9,12 +9,12 @@ Every sampling strategy (pSGLD, NUTS) reports them on two levels:
   units permuted), so parameter R-hat is large even when the predictions
   agree;
 - on the **predictions**: the per-row log-likelihood of up to
-  :data:`N_PREDICTION_ROWS` training rows under each draw. Chains that
+  ``N_PREDICTION_ROWS`` training rows under each draw. Chains that
   disagree about predictions have not found the same posterior, whatever the
   parameters do. With a linear network (one mode) that is what the warning
   watches; with hidden layers, chains sit in different modes that predict
   a little differently however long they run, and the warning watches each
-  chain's own drift instead (:data:`DRIFT_RHAT_THRESHOLD`).
+  chain's own drift instead (``DRIFT_RHAT_THRESHOLD``).
 
 R-hat is the split-chain potential scale reduction factor (Gelman et al.,
 *Bayesian Data Analysis*, 3rd ed., 11.4; Vehtari et al., 2021, without the
@@ -119,9 +119,9 @@ def prediction_diagnostics(loglik):
 
     Returns a dict with ``prediction_rhat`` and ``prediction_ess`` (one value
     per watched row) and their summaries: ``max_prediction_rhat``, the
-    :data:`PREDICTION_RHAT_QUANTILE` quantile ``prediction_rhat_quantile``,
+    ``PREDICTION_RHAT_QUANTILE`` quantile ``prediction_rhat_quantile``,
     ``min_prediction_ess``, and the same quantile of the within-chain
-    ``drift_rhat`` (see :data:`DRIFT_RHAT_THRESHOLD`) as ``drift_rhat_quantile``.
+    ``drift_rhat`` (see ``DRIFT_RHAT_THRESHOLD``) as ``drift_rhat_quantile``.
     All NaN when there are fewer than 4 draws per chain.
     """
     loglik = np.asarray(loglik, dtype=np.float64)
@@ -164,7 +164,7 @@ def prediction_problems(diagnostics: dict, *, linear: bool, advice: str) -> list
 
     ``linear``: the network has no hidden layer, so its posterior has one
     mode and chains must agree (:data:`PREDICTION_RHAT_THRESHOLD`); otherwise
-    each chain must be stationary (:data:`DRIFT_RHAT_THRESHOLD`).
+    each chain must be stationary (``DRIFT_RHAT_THRESHOLD``).
     """
     share = 1.0 - PREDICTION_RHAT_QUANTILE
     if linear:

@@ -2,7 +2,7 @@
 
 A structure says how a Gaussian over the *covered* parameters (a sub-tree of
 the parameters, e.g. the last layer) is stored and used. Each is one class,
-registered by name in :data:`STRUCTURES`, with the same methods:
+registered by name in ``STRUCTURES``, with the same methods:
 
 - built from curvature (the Laplace approximation's generalised Gauss-Newton
   matrix, GGN): ``zeros(covered)`` and ``accumulate(model, params, subset,
@@ -19,10 +19,10 @@ registered by name in :data:`STRUCTURES`, with the same methods:
   ``values_per_row`` sizes the chunks of rows the curvature is summed over.
 
 ``factors`` are plain dicts of arrays, so a fitted posterior saves as arrays.
-A new structure is a new class here plus one entry in :data:`STRUCTURES`.
+A new structure is a new class here plus one entry in ``STRUCTURES``.
 The likelihood's share of the curvature (its Hessian with respect to the
 network outputs) comes from the likelihood itself
-(:meth:`skbnn.likelihoods.Categorical.hessian_factor` and its kin).
+(``skbnn.likelihoods.Categorical.hessian_factor`` and its kin).
 """
 
 from typing import NamedTuple

@@ -2,7 +2,7 @@
 
 ``inference=`` on an estimator takes a name from ``STRATEGIES`` or a
 strategy object (anything with a ``run`` method, such as ``PSGLD(n_chains=4)``).
-A new strategy is one module here, satisfying :class:`~.base.Strategy`, and
+A new strategy is one module here, satisfying :class:`~skbnn.inference.base.Strategy`, and
 one entry in ``STRATEGIES``.
 """
 

@@ -3,10 +3,10 @@
 - :class:`Data` and :func:`device_data`: the training rows, put on the device once.
 - :class:`Training`: the estimator-level loop settings (epochs, batch size,
   learning rate, stopping rule), the MLP parameters that keep their meaning.
-- :func:`minibatch_indices` and :func:`scan_minibatches`: one epoch is one
+- :func:`minibatch_indices` and ``scan_minibatches``: one epoch is one
   ``lax.scan`` over minibatches inside a jitted function, with the data on the
   device.
-- :class:`EpochMonitor`: the Python side between compiled epochs: loss curve,
+- ``EpochMonitor``: the Python side between compiled epochs: loss curve,
   scikit-learn's stopping rule (``tol``, ``n_iter_no_change``,
   ``early_stopping``), ``verbose`` output, the ``ConvergenceWarning``.
 - :class:`InferenceResult`: what ``run`` returns to the estimator.
@@ -276,10 +276,10 @@ def run_epochs(epoch_fn, state, epochs, *, strategy: str, advice: str, monitor=N
     """The one epoch loop of the minibatch strategies (the Python between compiled epochs).
 
     ``epoch_fn(state, epoch) -> (state, loss)`` runs one compiled epoch (a
-    ``lax.scan`` over minibatches, see :func:`scan_minibatches`); ``loss`` may
+    ``lax.scan`` over minibatches, see ``scan_minibatches``); ``loss`` may
     be one value or one per group of chains. For every epoch in ``epochs``:
     a non-finite loss raises ``ValueError`` naming ``strategy`` and ``advice``;
-    ``monitor`` (an :class:`EpochMonitor`, or None) records the loss with
+    ``monitor`` (an ``EpochMonitor``, or None) records the loss with
     ``params(state)`` for early stopping and ``describe(state, epoch)`` for
     ``verbose`` output; then ``on_epoch(state, epoch)`` runs (the temperature
     search scores there). With ``stop``, the monitor's stopping rule ends the
@@ -410,8 +410,8 @@ def split_rows(data: Data, rows) -> tuple[Data, Data]:
 
 
 def choose_temperature(scores, weight):
-    """The warmest temperature whose mean score is within :data:`N_STANDARD_ERRORS`
-    standard errors of the best (or within :data:`SCORE_TOLERANCE`).
+    """The warmest temperature whose mean score is within ``N_STANDARD_ERRORS``
+    standard errors of the best (or within ``SCORE_TOLERANCE``).
 
     ``scores`` maps each temperature to the held-back rows' log predictive
     densities ``(n_rows,)``; ``weight`` weighs the rows (sample weights). The
@@ -512,7 +512,7 @@ class Strategy(Protocol):
     A strategy object holds settings (a scikit-learn parameter holder, so
     ``GridSearchCV`` can search ``inference__<name>``), turns them into a
     frozen config for the data's model and the estimator's training settings,
-    and runs: ``run`` receives the :class:`~skbnn.model.Model`, the training
+    and runs: ``run`` receives the ``skbnn.model.Model``, the training
     rows as :class:`Data` (on the device), a PRNG key and the
     :class:`Training` settings, and returns an :class:`InferenceResult` whose
     ``posterior`` satisfies :class:`skbnn.posterior.Posterior`. It never sees

@@ -95,7 +95,7 @@ class LaplaceInfo(NamedTuple):
 
 @struct.dataclass
 class LaplaceConfig:
-    """Frozen settings of :func:`run`: the prior precision is a leaf, the rest static."""
+    """Frozen settings of ``run``: the prior precision is a leaf, the rest static."""
 
     prior_precision: jax.Array
     temperature: jax.Array = 1.0  # NaN: "auto"

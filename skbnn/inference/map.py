@@ -53,13 +53,13 @@ class MAPInfo(NamedTuple):
 
 @struct.dataclass
 class MAPConfig:
-    """Frozen numeric settings of :func:`run` (pytree leaves: changing them does not recompile)."""
+    """Frozen numeric settings of ``run`` (pytree leaves: changing them does not recompile)."""
 
     learning_rate: jax.Array
     beta_1: jax.Array
     beta_2: jax.Array
     epsilon: jax.Array
-    decay_steps: jax.Array = 1.0  # the cosine's length in steps; :func:`run` sets it
+    decay_steps: jax.Array = 1.0  # the cosine's length in steps; ``run`` sets it
     learning_rate_schedule: str = struct.field(pytree_node=False, default="constant")
 
 

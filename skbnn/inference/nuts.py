@@ -98,7 +98,7 @@ class NUTSInfo(NamedTuple):
 
 @struct.dataclass
 class NUTSConfig:
-    """Frozen settings of :func:`run`.
+    """Frozen settings of ``run``.
 
     Numeric settings are pytree leaves (new values reuse the compiled
     program); counts, tree depth and the mass-matrix structure fix the program

@@ -115,7 +115,7 @@ class PSGLDInfo(NamedTuple):
 
 @struct.dataclass
 class PSGLDConfig:
-    """Frozen settings of :func:`run`.
+    """Frozen settings of ``run``.
 
     Numeric settings are pytree leaves (new values reuse the compiled
     program); the chain and draw counts fix array shapes and are static.

@@ -113,7 +113,7 @@ class VIInfo(NamedTuple):
 
 @struct.dataclass
 class VIConfig:
-    """Frozen settings of :func:`run`.
+    """Frozen settings of ``run``.
 
     Numeric settings are pytree leaves (new values reuse the compiled
     program); the sample counts fix array shapes and are static.
@@ -125,7 +125,7 @@ class VIConfig:
     epsilon: jax.Array
     kl_weight: jax.Array
     init_scale: jax.Array
-    decay_steps: jax.Array = 1.0  # the cosine's length in steps; :func:`run` sets it
+    decay_steps: jax.Array = 1.0  # the cosine's length in steps; ``run`` sets it
     learning_rate_schedule: str = struct.field(pytree_node=False, default="constant")
     n_mc: int = struct.field(pytree_node=False, default=1)
     n_predictive_draws: int = struct.field(pytree_node=False, default=100)
