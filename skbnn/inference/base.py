@@ -252,14 +252,22 @@ def _validation_score(model, params, data: Data):
     return model.score(params, data.X, data.y)
 
 
-def loss_settled(loss_curve, tol=0.0, *, window=10):
+#: A loss whose last tenth of the run brought less than this share of the
+#: run's whole improvement has settled (see ``loss_settled``).
+SETTLED_RTOL = 0.01
+
+
+def loss_settled(loss_curve, tol=0.0, *, window=10, rtol=SETTLED_RTOL):
     """Whether a noisy loss has stopped falling: ``(settled, drop, noise)``.
 
     Compares the mean loss of the last ``k`` epochs (``window``, or a tenth of
     the run when that is more) with that of the ``k`` before: it has settled
-    when the drop is within two standard errors of the epochs' own noise, or
-    below ``tol`` per epoch (MLP's unit: ``tol`` is an improvement per epoch).
-    Runs shorter than ``2 k`` epochs have not settled.
+    when the drop is within two standard errors of the epochs' own noise,
+    below ``tol`` per epoch (MLP's unit: ``tol`` is an improvement per epoch),
+    or below ``rtol`` of the whole run's improvement (from the first epoch to
+    the last ``k``): a step size falling to 0 keeps lowering the training loss
+    a little to the end as it averages out the minibatch noise, which more
+    epochs would not change. Runs shorter than ``2 k`` epochs have not settled.
     """
     curve = np.asarray(loss_curve, dtype=np.float64)
     k = max(2, window, curve.size // 10)
@@ -268,7 +276,8 @@ def loss_settled(loss_curve, tol=0.0, *, window=10):
     before, last = curve[-2 * k:-k], curve[-k:]
     drop = float(before.mean() - last.mean())
     noise = float(np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / k))
-    return drop <= max(2.0 * noise, tol * k), drop, noise
+    gained = max(float(curve[0] - last.mean()), 0.0)
+    return drop <= max(2.0 * noise, tol * k, rtol * gained), drop, noise
 
 
 def run_epochs(epoch_fn, state, epochs, *, strategy: str, advice: str, monitor=None,

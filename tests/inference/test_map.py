@@ -132,3 +132,21 @@ def test_cosine_schedule_spans_the_max_iter_budget(schedule):
         assert drops[-1] < 0.1 * drops[0]
     else:
         assert drops[-1] > 0.5 * drops[0]
+
+
+def test_loss_settled_tells_an_annealed_tail_from_an_unfinished_run():
+    """A step size falling to 0 lowers the training loss a little to the end
+    (the minibatch noise averages out): a tail worth under 1% of the run's
+    improvement has settled; a loss still falling in proportion has not."""
+    from skbnn.inference.base import loss_settled
+
+    epochs = np.arange(200)
+    trained = 1.0 + np.exp(-epochs / 10.0) + 0.003 * (1 - epochs / 200)  # tail: 0.3% of it
+    assert loss_settled(trained, tol=0.0)[0]
+    unfinished = 1.0 + np.exp(-epochs / 100.0)
+    settled, drop, _ = loss_settled(unfinished, tol=0.0)
+    assert not settled and drop > 0.01
+    # a noisy but flat loss has settled; the same noise on a falling one has not
+    rng = np.random.default_rng(0)
+    assert loss_settled(1.0 + 0.01 * rng.standard_normal(200))[0]
+    assert not loss_settled(1.0 + np.exp(-epochs / 100.0) + 0.001 * rng.standard_normal(200))[0]
