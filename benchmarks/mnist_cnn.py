@@ -13,14 +13,14 @@ MNIST test digits and the Fashion-MNIST test images. Columns:
 - AUROC: MNIST-test vs Fashion-MNIST-test separated by predictive entropy.
 
 The map row is the default ``MAP()`` (Adam's step size falling to 0 along a
-cosine over the epochs); the laplace row is the default ``Laplace()`` (its
-MAP at a constant step size, last layer, K-FAC, prior precision from the
-marginal likelihood, probit predictive); psgld keeps ``--n-draws`` draws at
-``--temperature``; vi is ``VI(kl_weight=--kl-weight)`` (a cold posterior, as
-in benchmarks/mnist_mlp.py) predicting with ``--vi-draws`` draws.
-``map-constant`` is the MAP at a constant step size (the mode the default
-Laplace uses), ``laplace-cosine`` the Laplace around the default MAP. A row
-name that is not a strategy is reported, not run.
+cosine over the epochs); the laplace row is the default ``Laplace()`` (around
+that MAP: last layer, K-FAC, prior precision from the marginal likelihood,
+temperature chosen on a held-back split, probit predictive); psgld keeps
+``--n-draws`` draws per chain at ``--temperature`` and vi uses ``--kl-weight``,
+both "auto" by default (the package's default: chosen on a held-back tenth
+of the training rows, never on the test rows); vi predicts with
+``--vi-draws`` draws. ``map-constant`` is the MAP at a constant step size. A
+row name that is not a strategy is reported, not run.
 
 Run: python benchmarks/mnist_cnn.py [--data-dir ../shared/data] [--epochs 5]
 """
@@ -36,6 +36,7 @@ import optax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, log_loss
 
+from _results import format_table, update
 from skbnn import BayesianCNNClassifier
 from skbnn.datasets import load_mnist
 from skbnn.inference import MAP, PSGLD, STRATEGIES, VI, Laplace
@@ -125,6 +126,10 @@ def evaluate(proba, data):
     }
 
 
+def auto_or_float(text):
+    return text if text == "auto" else float(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data")
@@ -132,13 +137,17 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=None, help="use the first N training rows")
     parser.add_argument("--n-test", type=int, default=None, help="use the first N test rows")
     parser.add_argument("--n-draws", type=int, default=10, help="pSGLD draws kept")
-    parser.add_argument("--temperature", type=float, default=0.1)
-    parser.add_argument("--kl-weight", type=float, default=0.1, help="vi's kl_weight")
+    parser.add_argument("--temperature", type=auto_or_float, default="auto",
+                        help="pSGLD's temperature: a float or 'auto' (the default's)")
+    parser.add_argument("--kl-weight", type=auto_or_float, default="auto",
+                        help="vi's kl_weight: a float or 'auto' (the default's)")
     parser.add_argument("--vi-draws", type=int, default=30, help="vi's predictive draws")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-chains", type=int, default=1, help="pSGLD chains")
+    parser.add_argument("--table", default="",
+                        help="store the table under this name in benchmarks/results/mnist_cnn.json")
     parser.add_argument("--rows", default="floor,map,laplace,psgld,vi",
-                        help="comma-separated subset of floor,map,map-constant,laplace,"
-                             "laplace-cosine,psgld,vi")
+                        help="comma-separated subset of floor,map,map-constant,laplace,psgld,vi")
     args = parser.parse_args(argv)
 
     data = {
@@ -154,9 +163,9 @@ def main(argv=None):
 
     strategies = {
         "map": MAP(),  # Adam's step size falling to 0 along a cosine over the epochs
-        "map-constant": MAP(learning_rate_schedule="constant"),  # the default Laplace's mode
-        "laplace-cosine": Laplace(map_strategy=MAP()),
-        "psgld": PSGLD(n_draws=args.n_draws, temperature=args.temperature),
+        "map-constant": MAP(learning_rate_schedule="constant"),
+        "psgld": PSGLD(n_chains=args.n_chains, n_draws=args.n_draws,
+                       temperature=args.temperature),
         "vi": VI(kl_weight=args.kl_weight, n_predictive_draws=args.vi_draws),
     }
     rows, missing = [], []
@@ -175,21 +184,28 @@ def main(argv=None):
 
     floor = next((r["s/epoch"] for r in rows if r["method"].startswith("flax")), None)
     columns = ["method", "s/epoch", "x floor", "acc", "NLL", "ECE", "F>=0.6", "AUROC"]
-    print()
-    print(f"MNIST CNN (32, 64) 5x5 + 128, batch {BATCH}, {args.epochs} epoch(s), "
-          f"{len(data['train'][0])} training and {len(data['test'][0])} test rows, "
-          f"seed {args.seed}; psgld T={args.temperature}, {args.n_draws} draws; "
-          f"vi kl_weight={args.kl_weight}, {args.vi_draws} predictive draws")
-    print(" | ".join(f"{c:>18}" if c == "method" else f"{c:>8}" for c in columns))
+    title = (f"MNIST CNN (32, 64) 5x5 + 128, batch {BATCH}, {args.epochs} epoch(s), "
+             f"{len(data['train'][0])} training and {len(data['test'][0])} test rows, "
+             f"seed {args.seed}; psgld T={args.temperature}, {args.n_chains} chain(s), "
+             f"{args.n_draws} draws; vi kl_weight={args.kl_weight}, "
+             f"{args.vi_draws} predictive draws")
+    cells = []
     for r in rows:
         r["x floor"] = r["s/epoch"] / floor if floor else float("nan")
-        cells = [f"{r['method']:>18}"]
-        for c in columns[1:]:
-            cells.append(("{:8.2f}" if c in ("s/epoch", "x floor") else "{:8.4f}").format(r[c]))
-        print(" | ".join(cells))
+        cells.append([r["method"]] + [
+            (f"{r[c]:.2f}" if c in ("s/epoch", "x floor") else f"{r[c]:.4f}")
+            for c in columns[1:]])
+    notes = []
     if missing:
-        print(f"not available in this version (not in skbnn.inference.STRATEGIES): "
-              f"{', '.join(missing)}")
+        notes.append(f"not available in this version (not in skbnn.inference.STRATEGIES): "
+                     f"{', '.join(missing)}")
+    table = {"title": title, "columns": columns, "rows": cells, "notes": notes}
+    print()
+    print(format_table(table))
+    if args.table:
+        path = update("mnist_cnn", tables={args.table: table},
+                      settings={args.table: vars(args)}, raw={args.table: rows})
+        print(f"results written to {path} (table {args.table!r})")
 
 
 if __name__ == "__main__":

@@ -377,7 +377,7 @@ def main(argv=None):
         "laplace-torch": ("laplace-torch ll kron", lambda: laplace_torch_row(args, data)),
         **{f"defaults-{name}": (f"skbnn {name} (defaults)",
                                 lambda name=name: defaults_row(args, data, name))
-           for name in ("map", "psgld", "vi", "laplace")},
+           for name in ("map", "psgld", "vi", "laplace", "ensemble")},
     }
     rows = []
     for key in args.rows.split(","):

@@ -43,6 +43,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from _results import format_table, update
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
 from skbnn.inference import NUTS
 from skbnn.metrics import expected_calibration_error
@@ -192,33 +193,48 @@ def main():
     parser.add_argument("--clf-draws", type=int, default=500)
     parser.add_argument("--clf-warmup", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-save", action="store_true",
+                        help="do not write benchmarks/results/nuts_regression.json")
     args = parser.parse_args()
 
     x, y, x_test = tutorial_data()
-    print(f"NUTS, BNN regression (numpyro tutorial): 40 points, 10 tanh units, "
-          f"2 chains x {args.draws} draws after {args.warmup} warmup, "
-          f"{jax.device_count()} {jax.default_backend()} device(s)\n")
-    print(f"{'row':<8} {'fit s':>7} {'refit s':>8} {'min ESS/s':>10} {'med ESS/s':>10} "
-          f"{'R-hat':>6} {'div':>4} {'RMSE':>6} {'cover':>6}")
-    results = {}
+    results, cells = {}, []
     for name, row in (("skbnn", skbnn_row), ("numpyro", numpyro_row)):
         times, div, s = row(args, x, y, x_test)
         results[name] = (times, s)
-        print(f"{name:<8} {times[0]:>7.2f} {times[1]:>8.2f} {s['min_ess'] / times[0]:>10.1f} "
-              f"{s['med_ess'] / times[0]:>10.1f} {s['rhat']:>6.4f} {div:>4d} "
-              f"{s['rmse']:>6.3f} {s['cover']:>6.2f}", flush=True)
+        cells.append([name, f"{times[0]:.2f}", f"{times[1]:.2f}",
+                      f"{s['min_ess'] / times[0]:.1f}", f"{s['med_ess'] / times[0]:.1f}",
+                      f"{s['rhat']:.4f}", f"{div:d}", f"{s['rmse']:.3f}", f"{s['cover']:.2f}"])
+        print(f"done: {name} ({times[0]:.1f} s)", flush=True)
     ratio = [results["skbnn"][1][k] / results["skbnn"][0][0]
              / (results["numpyro"][1][k] / results["numpyro"][0][0]) for k in ("min_ess", "med_ess")]
-    print(f"skbnn / numpyro: min ESS/s x{ratio[0]:.2f}, median ESS/s x{ratio[1]:.2f} "
-          "(target: min ESS/s >= x1.5, max R-hat <= 1.01, no divergences)\n")
-
+    regression = {
+        "title": (f"NUTS, BNN regression (numpyro tutorial): 40 points, 10 tanh units, "
+                  f"2 chains x {args.draws} draws after {args.warmup} warmup, "
+                  f"{jax.device_count()} {jax.default_backend()} device(s)"),
+        "columns": ["row", "fit s", "refit s", "min ESS/s", "med ESS/s", "R-hat", "div",
+                    "RMSE", "cover"],
+        "rows": cells,
+        "notes": [f"skbnn / numpyro: min ESS/s x{ratio[0]:.2f}, median ESS/s x{ratio[1]:.2f} "
+                  "(target: min ESS/s >= x1.5, max R-hat <= 1.01, no divergences)"],
+    }
     c = classification_row(args)
-    print(f"NUTS, breast cancer (30-16-1 tanh), 2 chains x {args.clf_draws} draws after "
-          f"{args.clf_warmup} warmup\n")
-    print(f"{'row':<8} {'fit s':>7} {'acc':>6} {'NLL':>7} {'ECE':>7} {'min ESS':>8} "
-          f"{'R-hat':>6} {'div':>4}")
-    print(f"{'skbnn':<8} {c['fit']:>7.2f} {c['acc']:>6.3f} {c['nll']:>7.4f} {c['ece']:>7.4f} "
-          f"{c['min_ess']:>8.1f} {c['rhat']:>6.4f} {c['div']:>4d}")
+    classification = {
+        "title": (f"NUTS, breast cancer (30-16-1 tanh), 2 chains x {args.clf_draws} draws "
+                  f"after {args.clf_warmup} warmup"),
+        "columns": ["row", "fit s", "acc", "NLL", "ECE", "min ESS", "R-hat", "div"],
+        "rows": [["skbnn", f"{c['fit']:.2f}", f"{c['acc']:.3f}", f"{c['nll']:.4f}",
+                  f"{c['ece']:.4f}", f"{c['min_ess']:.1f}", f"{c['rhat']:.4f}",
+                  f"{c['div']:d}"]],
+        "notes": [],
+    }
+    tables = {"regression": regression, "classification": classification}
+    for table in tables.values():
+        print()
+        print(format_table(table))
+    if not args.no_save:
+        path = update("nuts_regression", tables=tables, settings=vars(args))
+        print(f"\nresults written to {path}")
 
 
 if __name__ == "__main__":

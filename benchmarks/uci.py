@@ -174,6 +174,7 @@ def uci_tables(rows, data_dir):
     """The UCI tables, one per set, and the targets line under the last."""
     tables = {}
     targets = {"nll": 0, "rmse": 0, "fit": [], "sets": 0}
+    summary = []
     for name, by_label in rows.items():
         n_splits = _n_splits(data_dir, name)
         published = _published(name, n_splits)
@@ -205,12 +206,27 @@ def uci_tables(rows, data_dir):
             notes.append(f"psgld at defaults: NLL {nll:.3f} against the best published "
                          f"{best_nll:.2f}; RMSE {rmse:.3f} against {best_rmse:.2f} ± "
                          f"{best_rmse_se:.3f}")
+            defaults = {label.split()[0]: _mean_se([r["nll"] for r in res])[0]
+                        for label, res in by_label.items() if label.endswith("(defaults)")}
+            best = min(defaults, key=defaults.get)
+            summary.append([name, f"{nll:.3f}", f"{defaults[best]:.3f} ({best})",
+                            f"{best_nll:.2f}", "yes" if nll <= best_nll else "no",
+                            f"{rmse:.3f}", f"{best_rmse:.2f} ± {best_rmse_se:.3f}",
+                            "yes" if rmse <= best_rmse + best_rmse_se else "no"])
         tables[f"uci-{name}"] = {
             "title": f"{name}: {max(len(r) for r in by_label.values())} splits, test RMSE and "
                      "NLL (mean ± standard error), "
                      "median fit s, fits that warned",
             "columns": ["row", "RMSE", "NLL", "fit s", "warned"],
             "rows": table_rows, "notes": notes}
+    if summary:
+        tables["uci-summary"] = {
+            "title": "Test NLL and RMSE at the defaults, BayesianMLPRegressor((50,)) "
+                     "((100,) for protein): the default strategy (psgld), the best strategy "
+                     "at its defaults, and the best published (Lakshminarayanan et al. 2017)",
+            "columns": ["set", "psgld NLL", "best default NLL", "published NLL", "beaten",
+                        "psgld RMSE", "published RMSE", "within 1 SE"],
+            "rows": summary, "notes": []}
     if targets["sets"]:
         fits = targets["fit"]
         tables["uci-targets"] = {"columns": ["target", "met"], "rows": [
@@ -323,10 +339,15 @@ def main(argv=None):
     parser.add_argument("--results", default=os.path.join("benchmarks", "results", "uci.json"))
     parser.add_argument("--merge", action="store_true",
                         help="add the rows run now to those already in --results")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="run nothing: rebuild and print the tables from --results")
     args = parser.parse_args(argv)
-    args.sets = args.sets.split(",")
+    if args.rebuild:
+        args.merge, args.sets, args.strategies = True, [], []
+    args.sets = args.sets.split(",") if isinstance(args.sets, str) else args.sets
     args.rows = args.rows.split(",")
-    args.strategies = args.strategies.split(",")
+    if isinstance(args.strategies, str):
+        args.strategies = args.strategies.split(",")
     tables = args.tables.split(",")
     results = {"machine": machine(), "settings": {"rows": args.rows, "splits": args.splits}}
     if args.merge and os.path.exists(args.results):
@@ -344,11 +365,13 @@ def main(argv=None):
             with open(args.results, "w") as f:
                 json.dump(results, f, indent=1)
 
-    if "uci" in tables:
+    if "uci" in tables and not args.rebuild:
         save("uci", uci_rows(args, save))
-        results.setdefault("tables", {}).update(uci_tables(results["uci"], args.data_dir))
-    if "classification" in tables:
+    if "classification" in tables and not args.rebuild:
         save("classification", classification_rows(args))
+    if "uci" in results:
+        results.setdefault("tables", {}).update(uci_tables(results["uci"], args.data_dir))
+    if "classification" in results:
         results.setdefault("tables", {}).update(
             classification_tables(results["classification"]))
     save("uci", {})  # writes the tables
