@@ -326,6 +326,54 @@ class BaseBayesianNetwork(BaseEstimator):
         X, chunk_size = self._validated_inputs(X)
         return self.posterior_.predict_moments(self.model_, X, chunk_size=chunk_size)
 
+    # --- parameters -------------------------------------------------------------
+
+    def get_params(self, deep=True):
+        """Parameters of the estimator, as scikit-learn's ``get_params``.
+
+        With ``deep=True`` the strategy's parameters are listed as
+        ``inference__<name>``, also when ``inference`` is a name such as
+        ``"psgld"`` (its default settings), so that a search can name them.
+        """
+        params = super().get_params(deep=deep)
+        if deep and isinstance(self.inference, str) and self.inference in STRATEGIES:
+            for name, value in STRATEGIES[self.inference]().get_params(deep=True).items():
+                params[f"inference__{name}"] = value
+        return params
+
+    def set_params(self, **params):
+        """Set parameters, as scikit-learn's ``set_params``.
+
+        ``inference__<name>`` sets a strategy parameter. When ``inference`` is a
+        name, the name is replaced by that strategy's object with the parameter
+        set (``inference="psgld", inference__temperature=0.5`` gives
+        ``inference=PSGLD(temperature=0.5)``), so a grid can search strategy
+        settings, and ``inference`` itself over names and objects, without
+        constructing strategy objects by hand. ``inference`` is set before its
+        nested parameters.
+        """
+        prefix = "inference__"
+        nested = {key[len(prefix):]: params.pop(key) for key in list(params)
+                  if key.startswith(prefix)}
+        super().set_params(**params)
+        if not nested:
+            return self
+        inference = self.inference
+        if isinstance(inference, str):
+            if inference not in STRATEGIES:
+                raise ValueError(
+                    f"inference={inference!r} is not a known strategy, so its parameters "
+                    f"{sorted(nested)} cannot be set; choose one of {sorted(STRATEGIES)}."
+                )
+            self.inference = STRATEGIES[inference]()
+        elif not callable(getattr(inference, "set_params", None)):
+            raise TypeError(
+                f"inference={inference!r} has no set_params, so its parameters "
+                f"{sorted(nested)} cannot be set."
+            )
+        self.inference.set_params(**nested)
+        return self
+
     # --- saving -----------------------------------------------------------------
 
     def save(self, path):
