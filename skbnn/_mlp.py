@@ -17,10 +17,13 @@ _COMMON_PARAMETERS = """
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
         Activation of the hidden layers.
 
-    inference : {'psgld', 'nuts', 'map'} or strategy object, default='psgld'
-        How the posterior is inferred: a name, or an object from
-        :mod:`skbnn.inference` such as ``PSGLD(n_chains=4)`` whose parameters
-        ``GridSearchCV`` can search as ``inference__<name>``.
+    inference : {'psgld', 'map', 'vi', 'laplace', 'nuts', 'ensemble'} or \
+            strategy object, default='psgld'
+        How the posterior is inferred: a name (the strategy at its defaults),
+        or an object from :mod:`skbnn.inference` such as
+        ``PSGLD(n_chains=4)``. Either way ``GridSearchCV`` can search the
+        strategy's parameters as ``inference__<name>``: setting one on a name
+        turns the name into the strategy object with that setting.
 
     alpha : float, default=1.0
         Precision of the Gaussian prior on every weight and intercept. The MAP
@@ -30,7 +33,10 @@ _COMMON_PARAMETERS = """
         prior so wide that samplers wander far from the data.
 
     batch_size : int or 'auto', default='auto'
-        Minibatch size; 'auto' is ``min(200, n_samples)``.
+        Minibatch size; 'auto' gives about 200 steps per epoch,
+        ``ceil(n_samples / 200)`` rows capped at 200, so small tables get
+        enough steps for inference (scikit-learn's MLP uses
+        ``min(200, n_samples)``).
 
     learning_rate_init : float, default=0.001
         Adam's step size for 'map', and the default step size of the other
