@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .inference import STRATEGIES, resolve_inference
-from .inference.base import Training, device_data
+from .inference.base import MLP_LEARNING_RATES, SOLVERS, Optimizer, Training, device_data
 from .likelihoods import Bernoulli, Categorical, Gaussian, HeteroscedasticGaussian
 from .model import Model
 from .posterior import rows_per_chunk
@@ -125,6 +125,15 @@ class BaseBayesianNetwork(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "inference": [StrOptions(set(STRATEGIES)), HasMethods(["run"])],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate": [StrOptions(set(MLP_LEARNING_RATES))],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
     # --- hooks the concrete estimators fill in ---------------------------------
@@ -209,6 +218,12 @@ class BaseBayesianNetwork(BaseEstimator):
             early_stopping=bool(self.early_stopping),
             verbose=int(self.verbose),
             validation_fraction=float(self.validation_fraction),
+            optimizer=Optimizer(
+                solver=self.solver, learning_rate=self.learning_rate,
+                power_t=float(self.power_t), momentum=float(self.momentum),
+                nesterovs_momentum=bool(self.nesterovs_momentum), beta_1=float(self.beta_1),
+                beta_2=float(self.beta_2), epsilon=float(self.epsilon),
+                max_fun=int(self.max_fun)),
         )
         init_params = self._warm_start_params(model, X) if warm else None
         result = strategy.run(
@@ -493,6 +508,12 @@ class BayesianRegressorMixin(RegressorMixin):
     """Targets, predictive reductions and tags of the skbnn regressors."""
 
     def _encode_targets(self, y, sample_weight, warm):
+        if getattr(self, "loss", "squared_error") != "squared_error":
+            raise ValueError(
+                f"loss={self.loss!r} is not available yet: skbnn's regressors have Gaussian "
+                "likelihoods only (loss='squared_error', with noise_std='learn', "
+                "'heteroscedastic' or fixed)."
+            )
         y = np.asarray(y, dtype=np.float64)
         y2 = y.reshape(y.shape[0], -1)
         n_outputs = y2.shape[1]

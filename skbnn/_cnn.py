@@ -162,6 +162,15 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        solver="adam",
+        learning_rate="constant",
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        max_fun=15000,
     ):
         self.conv_channels = conv_channels
         self.kernel_size = kernel_size
@@ -184,6 +193,15 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.max_fun = max_fun
 
     def _conv_channels(self):
         channels = self.conv_channels

@@ -39,8 +39,8 @@ _COMMON_PARAMETERS = """
         ``min(200, n_samples)``).
 
     learning_rate_init : float, default=0.001
-        Adam's step size for 'map', and the default step size of the other
-        strategies' optimisers and samplers.
+        Step size of the optimiser (``solver``), and the default step size of
+        the samplers.
 
     max_iter : int, default=200
         Number of epochs. Optimisers may stop sooner (``tol``,
@@ -73,6 +73,41 @@ _COMMON_PARAMETERS = """
 
     n_iter_no_change : int, default=10
         Epochs without progress of more than ``tol`` before an optimiser stops.
+
+    solver : {'adam', 'sgd', 'lbfgs'}, default='adam'
+        The optimiser of every strategy's optimisation phase: MAP, Laplace's
+        mode, the ensemble's members, VI's variational parameters and NUTS's
+        starting points, as scikit-learn's MLP uses it. 'lbfgs' is full-batch
+        (each epoch one iteration) and applies to MAP, Laplace and NUTS's
+        start; VI and the ensemble refuse it. pSGLD runs no optimiser: a
+        setting here that differs from the default warns that it has no
+        effect.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        scikit-learn's schedule of ``solver='sgd'`` (ignored by 'adam', as in
+        scikit-learn): 'invscaling' divides the step size by ``(1 + t) **
+        power_t`` with ``t`` the rows seen, 'adaptive' divides it by 5 each
+        time the epoch loss has not fallen by ``tol`` for ``n_iter_no_change``
+        epochs. It multiplies the strategy's own schedule
+        (``learning_rate_schedule``, a cosine for MAP by default).
+
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum for 'sgd'.
+
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates of the first and second moment estimates.
+
+    epsilon : float, default=1e-8
+        Adam's numerical stabiliser.
+
+    max_fun : int, default=15000
+        Most loss evaluations of 'lbfgs'.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -206,6 +241,15 @@ class BayesianMLPClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        solver="adam",
+        learning_rate="constant",
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        max_fun=15000,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -222,6 +266,15 @@ class BayesianMLPClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.max_fun = max_fun
 
     def _network(self, n_outputs):
         return build_mlp(self._hidden_layer_sizes(), self.activation, n_outputs)
@@ -254,6 +307,11 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         inference, so the prior and the initialisation fit any target scale
         (predictions are in the original units). With False the prior acts on
         ``y`` as given.
+
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        MLPRegressor's loss: 'squared_error' is the Gaussian likelihood above.
+        'poisson' (a Poisson likelihood with a log link) is not available
+        yet: it raises a ``ValueError`` at ``fit``.
 
     Attributes
     ----------
@@ -292,6 +350,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         "noise_std": [StrOptions({"learn", "heteroscedastic"}),
                       Interval(Real, 0, None, closed="neither")],
         "normalize_y": ["boolean"],
+        "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
     def __init__(
@@ -314,6 +373,16 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        loss="squared_error",
+        solver="adam",
+        learning_rate="constant",
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        max_fun=15000,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -332,6 +401,16 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.max_fun = max_fun
 
     def _network(self, n_outputs):
         return build_mlp(self._hidden_layer_sizes(), self.activation, n_outputs)

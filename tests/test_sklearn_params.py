@@ -10,7 +10,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
-from skbnn.inference import PSGLD, STRATEGIES, VI
+from skbnn.inference import MAP, PSGLD, STRATEGIES, VI
+
+# short budgets on purpose: whether an optimiser converged is not what these tests check
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -101,3 +104,176 @@ def test_grid_search_over_inference_names_on_digits():
     assert len(np.unique(np.round(scores, 6))) == len(names)
     assert search.best_params_["inference"] == names[int(np.argmax(scores))]
     assert search.best_estimator_.predict_proba(X[:5]).shape == (5, 10)
+
+
+# --- scikit-learn MLP's constructor parameters -----------------------------------
+
+#: A non-default value for each of MLPClassifier's / MLPRegressor's parameters.
+NON_DEFAULT = {
+    "hidden_layer_sizes": (5, 3),
+    "activation": "tanh",
+    "solver": "sgd",
+    "alpha": 0.5,
+    "batch_size": 16,
+    "learning_rate": "invscaling",
+    "learning_rate_init": 0.01,
+    "power_t": 0.25,
+    "max_iter": 4,
+    "shuffle": False,
+    "random_state": 3,
+    "tol": 1e-3,
+    "verbose": True,
+    "warm_start": True,
+    "momentum": 0.5,
+    "nesterovs_momentum": False,
+    "early_stopping": True,
+    "validation_fraction": 0.2,
+    "beta_1": 0.8,
+    "beta_2": 0.99,
+    "epsilon": 1e-7,
+    "n_iter_no_change": 3,
+    "max_fun": 100,
+    "loss": "squared_error",  # 'poisson' is refused: see the test below
+}
+
+
+def _mlp_pairs():
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    return [(MLPClassifier, BayesianMLPClassifier), (MLPRegressor, BayesianMLPRegressor)]
+
+
+@pytest.mark.parametrize("sk_class, skbnn_class", _mlp_pairs(), ids=["classifier", "regressor"])
+def test_every_mlp_parameter_is_taken_with_its_default(sk_class, skbnn_class):
+    sk_params = sk_class().get_params()
+    ours = skbnn_class().get_params(deep=False)
+    assert set(sk_params) <= set(ours), set(sk_params) - set(ours)
+    # alpha's default differs on purpose (see the docs on the objective)
+    differ = {k for k in sk_params if k != "alpha" and ours[k] != sk_params[k]}
+    assert not differ, {k: (sk_params[k], ours[k]) for k in differ}
+    assert set(NON_DEFAULT) >= set(sk_params)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("sk_class, skbnn_class", _mlp_pairs(), ids=["classifier", "regressor"])
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT))
+def test_code_written_for_mlp_fits_after_the_import_changes(sk_class, skbnn_class, name):
+    if name not in sk_class().get_params():
+        pytest.skip(f"{sk_class.__name__} has no {name}")
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, random_state=0)
+    if skbnn_class is BayesianMLPRegressor:
+        y = X @ np.arange(1.0, 5.0)
+    params = {**sk_class().get_params(), "max_iter": 4, name: NON_DEFAULT[name]}
+    sk_class(**params)  # the same settings are valid for scikit-learn
+    est = skbnn_class(**params, inference="map")
+    est.fit(X, y)
+    if name == "warm_start":
+        est.fit(X, y)
+    assert est.get_params()[name] == NON_DEFAULT[name]
+    assert np.all(np.isfinite(est.predict(X)))
+
+
+def test_poisson_loss_is_refused_by_name():
+    X, y = make_classification(30, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.raises(ValueError, match="loss='poisson'"):
+        BayesianMLPRegressor((), loss="poisson", max_iter=2).fit(X, y.astype(float))
+
+
+def _conjugate():
+    from ._conjugate import linear_gaussian_problem
+
+    return linear_gaussian_problem(n_samples=60, n_features=3, noise_std=0.5, alpha=1.0)
+
+
+def _linear_map(inference="map", **params):
+    prob = _conjugate()
+    est = BayesianMLPRegressor((), inference=inference, noise_std=prob.noise_std,
+                               normalize_y=False, alpha=prob.alpha, batch_size=60,
+                               random_state=0, **params)
+    est.fit(prob.X, prob.y)
+    theta = np.append(est.coefs_[0][:, 0], est.intercepts_[0])
+    return est, theta, prob.mean
+
+
+def test_lbfgs_finds_the_exact_mode_in_few_iterations():
+    est, theta, mode = _linear_map(solver="lbfgs", max_iter=200)
+    # the posterior mode of the conjugate model, to float32 round-off
+    np.testing.assert_allclose(theta, mode, atol=1e-4)
+    assert est.n_iter_ < 40
+
+
+def test_lbfgs_stops_at_max_fun_and_says_so():
+    from sklearn.exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="max_fun=3"):
+        est, theta, mode = _linear_map(solver="lbfgs", max_iter=200, max_fun=3)
+    assert est.n_iter_ <= 3
+    assert np.max(np.abs(theta - mode)) > 1e-3
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, True), (0.9, False)])
+def test_sgd_reaches_the_exact_mode(momentum, nesterov):
+    # full-batch gradient descent on a strictly convex loss, constant steps; heavy-ball
+    # momentum's loss is not monotone, so MLP's stopping rule is kept out of the way
+    est, theta, mode = _linear_map(solver="sgd", momentum=momentum,
+                                   nesterovs_momentum=nesterov, learning_rate_init=0.05,
+                                   max_iter=400, tol=0.0, n_iter_no_change=400,
+                                   inference=MAP(learning_rate_schedule="constant"))
+    np.testing.assert_allclose(theta, mode, atol=1e-3)
+
+
+def test_optimiser_settings_reach_the_optimiser():
+    base = dict(solver="sgd", learning_rate_init=0.02, max_iter=5, tol=0.0)
+    _, plain, _ = _linear_map(**base, momentum=0.0)
+    _, heavy, _ = _linear_map(**base, momentum=0.9)
+    _, nesterov, _ = _linear_map(**base, momentum=0.9, nesterovs_momentum=False)
+    _, inv, _ = _linear_map(**base, momentum=0.0, learning_rate="invscaling", power_t=0.5)
+    for a, b in [(plain, heavy), (heavy, nesterov), (plain, inv)]:
+        assert np.max(np.abs(a - b)) > 1e-4
+    # Adam's settings, and as in scikit-learn SGD's momentum does not touch Adam
+    adam = dict(solver="adam", learning_rate_init=0.02, max_iter=5, tol=0.0)
+    _, a, _ = _linear_map(**adam)
+    _, b, _ = _linear_map(**adam, beta_1=0.5)
+    _, c, _ = _linear_map(**adam, momentum=0.1, learning_rate="invscaling")
+    assert np.max(np.abs(a - b)) > 1e-4
+    np.testing.assert_array_equal(a, c)
+
+
+def test_a_strategys_own_adam_setting_wins_over_the_estimators():
+    adam = dict(solver="adam", learning_rate_init=0.02, max_iter=5, tol=0.0)
+    _, a, _ = _linear_map(**adam, beta_1=0.5)
+    prob = _conjugate()
+    est = BayesianMLPRegressor((), inference=MAP(beta_1=0.5), noise_std=prob.noise_std,
+                               normalize_y=False, alpha=prob.alpha, batch_size=60,
+                               random_state=0, beta_1=0.9, **adam).fit(prob.X, prob.y)
+    np.testing.assert_array_equal(a, np.append(est.coefs_[0][:, 0], est.intercepts_[0]))
+
+
+@pytest.mark.parametrize("inference", ["vi", "ensemble"])
+def test_lbfgs_is_refused_where_it_cannot_apply(inference):
+    X, y = make_classification(40, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.raises(ValueError, match="lbfgs"):
+        BayesianMLPClassifier((), inference=inference, solver="lbfgs", max_iter=2).fit(X, y)
+
+
+def test_psgld_says_optimiser_settings_have_no_effect():
+    X, y = make_classification(40, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.warns(UserWarning, match=r"solver='sgd', momentum=0\.5 has no effect"):
+        BayesianMLPClassifier((), solver="sgd", momentum=0.5, max_iter=2,
+                              random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("inference", ["laplace", "nuts"])
+def test_lbfgs_drives_laplaces_mode_and_nuts_starts(inference):
+    from skbnn.inference import NUTS, Laplace
+
+    prob = _conjugate()
+    strategy = (Laplace() if inference == "laplace"
+                else NUTS(n_chains=1, n_warmup=50, n_draws=50))
+    est = BayesianMLPRegressor((), inference=strategy, solver="lbfgs", max_iter=100,
+                               noise_std=prob.noise_std, normalize_y=False, alpha=prob.alpha,
+                               random_state=0).fit(prob.X, prob.y)
+    theta = np.append(est.coefs_[0][:, 0], est.intercepts_[0])
+    # Laplace's mean is its mode: lbfgs's exact one; NUTS's 50 draws are near it
+    atol = 1e-4 if inference == "laplace" else 4 * np.sqrt(np.diag(prob.cov)).max()
+    np.testing.assert_allclose(theta, prob.mean, atol=atol)

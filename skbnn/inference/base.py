@@ -50,12 +50,17 @@ __all__ = [
     "Data",
     "EpochMonitor",
     "InferenceResult",
+    "MLP_LEARNING_RATES",
+    "Optimizer",
+    "SOLVERS",
     "Training",
     "check_finite",
     "chain_sharding",
     "choose_temperature",
     "holdout_rows",
     "loss_settled",
+    "make_optimizer",
+    "optimizer_settings",
     "run_epochs",
     "parameter_names",
     "posterior_log_density",
@@ -63,6 +68,7 @@ __all__ = [
     "sample_diagnostics",
     "split_rows",
     "unravel_numpy",
+    "warn_unused_optimizer",
     "count_batches",
     "device_data",
     "minibatch_indices",
@@ -84,6 +90,35 @@ def device_data(X, y, weight) -> Data:
     return Data(jnp.asarray(X, dtype=dtype), y, jnp.asarray(weight, dtype=dtype))
 
 
+SOLVERS = ("adam", "sgd", "lbfgs")
+#: scikit-learn MLP's ``learning_rate`` (the schedule of ``solver="sgd"``).
+MLP_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+
+
+class Optimizer(NamedTuple):
+    """scikit-learn MLP's optimiser settings, as the estimator holds them.
+
+    They drive every strategy's optimisation phase: MAP, Laplace's mode, the
+    ensemble's members, VI's variational parameters and NUTS's starting
+    points, with the meaning they have for ``MLPClassifier``: ``solver``
+    "adam" (``beta_1``, ``beta_2``, ``epsilon``), "sgd" (``momentum``,
+    ``nesterovs_momentum``, and the schedule ``learning_rate``: "constant",
+    "invscaling" with ``power_t``, "adaptive") or "lbfgs" (full-batch, at most
+    ``max_iter`` iterations and ``max_fun`` loss evaluations). The defaults
+    are scikit-learn's.
+    """
+
+    solver: str = "adam"
+    learning_rate: str = "constant"
+    power_t: float = 0.5
+    momentum: float = 0.9
+    nesterovs_momentum: bool = True
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    max_fun: int = 15000
+
+
 class Training(NamedTuple):
     """Loop settings the estimator passes to every strategy."""
 
@@ -96,6 +131,7 @@ class Training(NamedTuple):
     early_stopping: bool = False
     verbose: int = 0
     validation_fraction: float = 0.1
+    optimizer: Optimizer = Optimizer()
 
 
 class InferenceResult(NamedTuple):
@@ -134,24 +170,83 @@ def minibatch_indices(rng_key, n_rows: int, batch_size: int, shuffle: bool) -> A
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 
-def adam(learning_rate, beta_1, beta_2, epsilon, *, schedule="constant", decay_steps=1.0):
-    """optax's Adam, its step size constant or on a cosine from ``learning_rate`` to 0.
+def optimizer_settings(training: Training, **overrides):
+    """The :class:`OptimizerConfig` fields a strategy's config takes from ``training``.
 
-    ``schedule="cosine"`` sets the step size of step ``t`` to ``learning_rate
-    * (1 + cos(pi * min(t, decay_steps) / decay_steps)) / 2``: the strategies
-    that use it pass the whole budget of steps (``max_iter`` epochs), so the
-    last epoch of a full run takes the smallest steps. Every argument may be
-    a traced array, so changing one reuses the compiled program.
+    ``overrides`` (a strategy's own ``beta_1``, ...) win where not None.
     """
-    if schedule == "cosine":
-        base = learning_rate
+    opt = training.optimizer
+    dtype = jnp.result_type(float)
+    values = {"beta_1": opt.beta_1, "beta_2": opt.beta_2, "epsilon": opt.epsilon}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    leaves = {k: jnp.asarray(v, dtype=dtype) for k, v in values.items()}
+    leaves.update(
+        momentum=jnp.asarray(opt.momentum, dtype=dtype),
+        power_t=jnp.asarray(opt.power_t, dtype=dtype),
+        patience=jnp.asarray(training.n_iter_no_change, dtype=dtype),
+    )
+    # a static setting (optax checks it in Python): only "adaptive" reads it, so only
+    # there does a new tol compile a new program
+    adaptive = opt.solver == "sgd" and opt.learning_rate == "adaptive"
+    plateau_tol = max(float(training.tol), float(np.finfo(np.float32).tiny)) if adaptive else 1e-4
+    return dict(leaves, solver=opt.solver, mlp_learning_rate=opt.learning_rate,
+                nesterov=bool(opt.nesterovs_momentum), plateau_tol=plateau_tol)
 
-        def learning_rate(count):
-            progress = jnp.minimum(count, decay_steps) / decay_steps
-            return base * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-    elif schedule != "constant":
+
+def warn_unused_optimizer(training: Training, strategy: str, reason: str):
+    """Warn when the estimator's optimiser settings differ from scikit-learn's defaults
+    but ``strategy`` has no optimisation phase they could drive (``reason`` says why)."""
+    changed = [f"{name}={value!r}" for name, value in training.optimizer._asdict().items()
+               if value != getattr(Optimizer(), name)]
+    if changed:
+        warnings.warn(
+            f"{', '.join(changed)} has no effect with inference={strategy!r}: {reason}",
+            UserWarning, stacklevel=3,
+        )
+
+
+def make_optimizer(config):
+    """The optax optimiser of a strategy config with the optimiser fields.
+
+    ``config.learning_rate_schedule`` is the strategy's plan: "constant", or
+    "cosine" from ``learning_rate`` to 0 over ``decay_steps`` steps (the
+    strategies pass their whole budget of ``max_iter`` epochs, so the last
+    epoch of a full run takes the smallest steps). ``config.solver`` picks
+    optax's Adam or SGD (with ``momentum``, Nesterov's when ``nesterov``). For
+    SGD, scikit-learn MLP's ``learning_rate`` multiplies that plan as in
+    scikit-learn: "invscaling" by ``1 / (1 + t)**power_t`` with ``t`` the rows
+    seen, "adaptive" by 1/5 each time the epoch's mean loss has not fallen
+    by ``plateau_tol`` for ``patience`` epochs (optax's ``reduce_on_plateau``,
+    which needs the loss: ``update(..., value=loss)``). Every number may be a
+    traced array, so changing one reuses the compiled program.
+    """
+    base = config.learning_rate
+    schedule, decay_steps = config.learning_rate_schedule, config.decay_steps
+    if schedule not in LEARNING_RATE_SCHEDULES:
         raise ValueError(f"schedule must be one of {LEARNING_RATE_SCHEDULES}, got {schedule!r}.")
-    return optax.adam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon)
+    invscaling = config.solver == "sgd" and config.mlp_learning_rate == "invscaling"
+
+    def learning_rate(count):
+        rate = base
+        if schedule == "cosine":
+            progress = jnp.minimum(count, decay_steps) / decay_steps
+            rate = rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+        if invscaling:
+            rate = rate / (1.0 + count * config.batch_rows) ** config.power_t
+        return rate
+
+    if config.solver == "adam":
+        return optax.adam(learning_rate, b1=config.beta_1, b2=config.beta_2, eps=config.epsilon)
+    if config.solver != "sgd":
+        raise ValueError(f"solver={config.solver!r} has no minibatch optimiser; "
+                         "choose 'adam' or 'sgd'.")
+    sgd = optax.sgd(learning_rate, momentum=config.momentum, nesterov=config.nesterov)
+    if config.mlp_learning_rate != "adaptive":
+        return sgd
+    plateau = optax.contrib.reduce_on_plateau(
+        factor=0.2, patience=config.patience, rtol=0.0, atol=config.plateau_tol,
+        accumulation_size=config.steps_per_epoch)
+    return optax.chain(sgd, plateau)
 
 
 def count_batches(n_rows: int, batch_size: int) -> int:
@@ -160,9 +255,15 @@ def count_batches(n_rows: int, batch_size: int) -> int:
 
 
 def with_decay_steps(config, training: Training, data: Data):
-    """``config`` with ``decay_steps`` = the steps of ``training.max_iter`` epochs over ``data``."""
-    steps = training.max_iter * count_batches(data.X.shape[0], training.batch_size)
-    return config.replace(decay_steps=jnp.asarray(max(steps, 1), dtype=jnp.result_type(float)))
+    """``config`` with ``decay_steps`` = the steps of ``training.max_iter`` epochs over
+    ``data``, ``steps_per_epoch`` and ``batch_rows`` (the schedules' units)."""
+    dtype = jnp.result_type(float)
+    per_epoch = count_batches(data.X.shape[0], training.batch_size)
+    return config.replace(
+        decay_steps=jnp.asarray(max(training.max_iter * per_epoch, 1), dtype=dtype),
+        steps_per_epoch=jnp.asarray(per_epoch, dtype=dtype),
+        batch_rows=jnp.asarray(training.batch_size, dtype=dtype),
+    )
 
 
 def scan_minibatches(step_fn, state, data: Data, rng_key, batch_size: int, shuffle: bool):

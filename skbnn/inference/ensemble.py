@@ -102,8 +102,10 @@ class Ensemble(BaseStrategy):
     learning_rate_schedule : {"cosine", "constant"}, default="cosine"
         As for :class:`~skbnn.inference.MAP`: "cosine" runs all ``max_iter``
         epochs, "constant" stops by MLP's rule (all members together).
-    beta_1, beta_2, epsilon : float
-        Adam's settings, with scikit-learn MLP's names and defaults.
+    beta_1, beta_2, epsilon : float or None, default=None
+        Adam's settings; None uses the estimator's. The estimator's
+        ``solver`` ("adam" or "sgd") and its settings train every member, as
+        for :class:`~skbnn.inference.MAP`.
 
     Notes
     -----
@@ -123,13 +125,13 @@ class Ensemble(BaseStrategy):
         "n_members": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "learning_rate_schedule": [StrOptions(set(LEARNING_RATE_SCHEDULES))],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left"), None],
+        "beta_2": [Interval(Real, 0, 1, closed="left"), None],
+        "epsilon": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(self, *, n_members=5, learning_rate=None, learning_rate_schedule="cosine",
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+                 beta_1=None, beta_2=None, epsilon=None):
         self.n_members = n_members
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
@@ -149,6 +151,12 @@ class Ensemble(BaseStrategy):
             raise ValueError(
                 "early_stopping=True is not supported with inference='ensemble'. Set "
                 "early_stopping=False, or use inference='map'."
+            )
+        if training.optimizer.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' is not supported with inference='ensemble': its members "
+                "train together in one minibatch loop. Use solver='adam' or 'sgd', or "
+                "inference='map'."
             )
         return run(model, data, self.config(model, training), key, training=training,
                    n_members=int(self.n_members), init_params=init_params)

@@ -66,6 +66,7 @@ from .base import (
     prediction_diagnostics,
     start_positions,
     unravel_numpy,
+    warn_unused_optimizer,
 )
 
 __all__ = [
@@ -477,9 +478,10 @@ class NUTS(BaseStrategy):
     step_size : float, default=1.0
         Initial step size of the adaptation (numpyro's default).
     init : {"map", "uniform", "network"}, default="map"
-        Where chains start: a short MAP run per chain (Adam with the
-        estimator's ``max_iter``, ``batch_size``, ``learning_rate_init``,
-        ``tol`` and ``n_iter_no_change``), numpyro's ``init_to_uniform``
+        Where chains start: a short MAP run per chain (the estimator's
+        optimiser, ``solver`` and its settings, with its ``max_iter``,
+        ``batch_size``, ``learning_rate_init``, ``tol`` and
+        ``n_iter_no_change``), numpyro's ``init_to_uniform``
         (every parameter uniform in [-2, 2]), or the network's initialisation.
         With ``warm_start=True`` chains continue from the previous fit's last draws.
     chain_method : {"auto", "parallel", "vectorized"}, default="auto"
@@ -591,6 +593,9 @@ class NUTS(BaseStrategy):
                 "its whole budget and uses every row. Set early_stopping=False, or use "
                 "inference='map'."
             )
+        if self.init != "map":
+            warn_unused_optimizer(training, "nuts", f"init={self.init!r} runs no optimiser "
+                                  "(init='map' starts the chains from an optimiser's fit).")
         return run(model, data, self.config(model, training), key, training=training, init=self.init,
                    init_params=init_params, max_cost=float(self.max_cost),
                    chain_method=self.chain_method)

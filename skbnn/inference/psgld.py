@@ -82,6 +82,7 @@ from .base import (
     sample_diagnostics,
     scan_minibatches,
     start_positions,
+    warn_unused_optimizer,
 )
 
 __all__ = [
@@ -699,5 +700,10 @@ class PSGLD(BaseStrategy):
                 "its whole budget of max_iter epochs. Set early_stopping=False, or use "
                 "inference='map'."
             )
+        warn_unused_optimizer(
+            training, "psgld",
+            "pSGLD samples with its own RMSprop-preconditioned Langevin steps (their size "
+            "is learning_rate_init or step_size, their preconditioner rms_decay and eps); "
+            "it runs no optimiser.")
         return run(model, data, self.config(model, training), key, training=training,
                    init_params=init_params)

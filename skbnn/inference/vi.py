@@ -45,6 +45,7 @@ structure; the predictive averages ``n_predictive_draws`` draws. By default
 with the local reparameterisation of the first Dense layer: see there.
 """
 
+import dataclasses
 import math
 import warnings
 from functools import partial
@@ -73,11 +74,12 @@ from .base import (
     EpochMonitor,
     InferenceResult,
     Training,
-    adam,
     check_finite,
     choose_temperature,
     holdout_rows,
     loss_settled,
+    make_optimizer,
+    optimizer_settings,
     posterior_log_density,
     run_epochs,
     scan_minibatches,
@@ -126,7 +128,16 @@ class VIConfig:
     kl_weight: jax.Array
     init_scale: jax.Array
     decay_steps: jax.Array = 1.0  # the cosine's length in steps; ``run`` sets it
+    momentum: jax.Array = 0.9
+    power_t: jax.Array = 0.5
+    patience: jax.Array = 10.0  # solver="sgd", learning_rate="adaptive": epochs
+    steps_per_epoch: jax.Array = 1.0  # ``run`` sets it
+    batch_rows: jax.Array = 1.0  # ``run`` sets it
     learning_rate_schedule: str = struct.field(pytree_node=False, default="constant")
+    solver: str = struct.field(pytree_node=False, default="adam")
+    mlp_learning_rate: str = struct.field(pytree_node=False, default="constant")
+    nesterov: bool = struct.field(pytree_node=False, default=True)
+    plateau_tol: float = struct.field(pytree_node=False, default=1e-4)  # "adaptive"'s tol
     n_mc: int = struct.field(pytree_node=False, default=1)
     n_predictive_draws: int = struct.field(pytree_node=False, default=100)
     map_epochs: int = struct.field(pytree_node=False, default=0)
@@ -134,8 +145,7 @@ class VIConfig:
 
 
 def _optimizer(config: VIConfig):
-    return adam(config.learning_rate, config.beta_1, config.beta_2, config.epsilon,
-                schedule=config.learning_rate_schedule, decay_steps=config.decay_steps)
+    return make_optimizer(config)
 
 
 def init(params, config: VIConfig) -> VIState:
@@ -449,10 +459,11 @@ def _loss_and_grad(variational, rng_key, batch: Data, *, model, config: VIConfig
 
 
 def step(rng_key, state: VIState, batch, *, model, config: VIConfig, data_size, n_eff):
-    """One Adam step on the minibatch negative ELBO."""
+    """One optimiser step (Adam by default) on the minibatch negative ELBO."""
     (loss, kl), grads = _loss_and_grad(state.variational, rng_key, batch, model=model,
                                        config=config, data_size=data_size, n_eff=n_eff)
-    updates, opt_state = _optimizer(config).update(grads, state.opt_state, state.variational)
+    updates, opt_state = _optimizer(config).update(grads, state.opt_state, state.variational,
+                                                   value=loss)
     variational = optax.apply_updates(state.variational, updates)
     return VIState(variational, opt_state), VIInfo(loss, kl)
 
@@ -489,8 +500,10 @@ def _posterior_parts(variational, rng_key):
 
 def _map_warm_start(model, data, config, key, training, init_params):
     """``config.map_epochs`` epochs of MAP (Adam) from the usual start: the means' start."""
-    map_config = map_.MAPConfig(config.learning_rate, config.beta_1, config.beta_2,
-                                config.epsilon)
+    shared = {f.name for f in dataclasses.fields(map_.MAPConfig)} & {
+        f.name for f in dataclasses.fields(VIConfig)}
+    map_config = map_.MAPConfig(**{name: getattr(config, name) for name in shared}).replace(
+        learning_rate_schedule="constant")
     key_init, key_epochs = jax.random.split(key)
     state = map_._init(model, map_config, key_init, data.X.shape[1:], init_params)
     for epoch in range(config.map_epochs):
@@ -696,8 +709,12 @@ class VI(BaseStrategy):
         fraction of the cost, but draws of different rows do not share the
         first layer's weights. False: every draw is one weight draw for all
         rows (a plain :class:`~skbnn.posterior.GaussianPosterior`).
-    beta_1, beta_2, epsilon : float
-        Adam's settings, with scikit-learn MLP's names and defaults.
+    beta_1, beta_2, epsilon : float or None, default=None
+        Adam's settings; None uses the estimator's (scikit-learn MLP's names
+        and defaults). The estimator's ``solver`` ("adam" or "sgd"; "lbfgs"
+        is refused), ``momentum``, ``nesterovs_momentum`` and, for "sgd",
+        ``learning_rate`` and ``power_t`` drive the optimisation of the
+        variational parameters as they drive MLP's.
 
     Notes
     -----
@@ -726,14 +743,14 @@ class VI(BaseStrategy):
         "map_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_predictive_draws": [Interval(Integral, 1, None, closed="left")],
         "local_predictive": ["boolean"],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left"), None],
+        "beta_2": [Interval(Real, 0, 1, closed="left"), None],
+        "epsilon": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(self, *, learning_rate=None, learning_rate_schedule="constant", n_mc=1,
                  kl_weight="auto", init_scale=1e-3, map_epochs=0, n_predictive_draws=100,
-                 local_predictive=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+                 local_predictive=True, beta_1=None, beta_2=None, epsilon=None):
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.n_mc = n_mc
@@ -750,10 +767,12 @@ class VI(BaseStrategy):
         lr = training.learning_rate if self.learning_rate is None else self.learning_rate
         dtype = jnp.result_type(float)
         return VIConfig(
-            *(jnp.asarray(v, dtype=dtype) for v in (
-                lr, self.beta_1, self.beta_2, self.epsilon,
-                np.nan if self.kl_weight == "auto" else self.kl_weight, self.init_scale,
-            )),
+            learning_rate=jnp.asarray(lr, dtype=dtype),
+            kl_weight=jnp.asarray(np.nan if self.kl_weight == "auto" else self.kl_weight,
+                                  dtype=dtype),
+            init_scale=jnp.asarray(self.init_scale, dtype=dtype),
+            **optimizer_settings(training, beta_1=self.beta_1, beta_2=self.beta_2,
+                                 epsilon=self.epsilon),
             learning_rate_schedule=self.learning_rate_schedule,
             n_mc=int(self.n_mc),
             n_predictive_draws=int(self.n_predictive_draws),
@@ -763,5 +782,11 @@ class VI(BaseStrategy):
 
     def run(self, model, data, key, *, training, init_params=None, validation=None):
         self._validate_params()
+        if training.optimizer.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' does not apply to inference='vi': the ELBO is estimated "
+                "from random draws, which a line search cannot follow. Use solver='adam' "
+                "or 'sgd'."
+            )
         return run(model, data, self.config(model, training), key, training=training,
                    init_params=init_params, validation=validation)

@@ -90,25 +90,63 @@ def test_adam_settings_are_searchable_parameters():
     assert est.inference.learning_rate == 0.05
 
 
-def test_cosine_schedule_gives_adam_the_cosine_step_sizes():
-    # Under a constant gradient Adam's bias-corrected step is exactly the step
-    # size (m_hat / sqrt(v_hat) = 1), so each update reads off the schedule.
+def _optimizer(**fields):
     import jax.numpy as jnp
 
-    from skbnn.inference.base import adam
+    from skbnn.inference.base import make_optimizer
+    from skbnn.inference.map import MAPConfig
 
-    opt = adam(0.1, 0.9, 0.999, 0.0, schedule="cosine", decay_steps=10.0)
+    arrays = {k: jnp.asarray(v) for k, v in fields.items() if not isinstance(v, str)}
+    static = {k: v for k, v in fields.items() if isinstance(v, str)}
+    config = MAPConfig(learning_rate=jnp.asarray(0.1), beta_1=jnp.asarray(0.9),
+                       beta_2=jnp.asarray(0.999), epsilon=jnp.asarray(0.0))
+    return make_optimizer(config.replace(**arrays, **static))
+
+
+def _steps(opt, n=12):
+    # the size of each update under a constant unit gradient
+    import jax.numpy as jnp
+
     params = jnp.zeros(1)
     state = opt.init(params)
     steps = []
-    for _ in range(12):
-        updates, state = opt.update(jnp.ones(1), state, params)
+    for _ in range(n):
+        updates, state = opt.update(jnp.ones(1), state, params, value=jnp.asarray(1.0))
         steps.append(-float(updates[0]))
+    return np.array(steps)
+
+
+def test_cosine_schedule_gives_adam_the_cosine_step_sizes():
+    # Under a constant gradient Adam's bias-corrected step is exactly the step
+    # size (m_hat / sqrt(v_hat) = 1), so each update reads off the schedule.
+    steps = _steps(_optimizer(learning_rate_schedule="cosine", decay_steps=10.0))
     t = np.minimum(np.arange(12), 10)
     np.testing.assert_allclose(steps, 0.1 * 0.5 * (1 + np.cos(np.pi * t / 10)), rtol=1e-4,
                                atol=1e-6)  # float32
     with pytest.raises(ValueError, match="schedule must be one of"):
-        adam(0.1, 0.9, 0.999, 0.0, schedule="linear")
+        _optimizer(learning_rate_schedule="linear")
+
+
+def test_sgd_invscaling_divides_by_rows_seen_to_the_power_t():
+    # plain SGD (no momentum) under a unit gradient: each update is the step size;
+    # scikit-learn's invscaling: learning_rate_init / (1 + rows seen) ** power_t
+    steps = _steps(_optimizer(solver="sgd", mlp_learning_rate="invscaling", momentum=0.0,
+                              power_t=0.25, batch_rows=8.0))
+    t = 8.0 * np.arange(12)
+    np.testing.assert_allclose(steps, 0.1 / (1 + t) ** 0.25, rtol=1e-5)
+    # Adam ignores scikit-learn's learning_rate, as MLPClassifier's Adam does
+    adam = _steps(_optimizer(mlp_learning_rate="invscaling", power_t=0.25, batch_rows=8.0))
+    np.testing.assert_allclose(adam, 0.1, rtol=1e-4)
+
+
+def test_sgd_adaptive_divides_the_step_by_five_on_a_plateau():
+    # a loss that never falls: after `patience` epochs (of steps_per_epoch steps) the
+    # step size is divided by 5, as scikit-learn's learning_rate="adaptive" does
+    steps = _steps(_optimizer(solver="sgd", mlp_learning_rate="adaptive", momentum=0.0,
+                              patience=2.0, steps_per_epoch=2.0), n=16)
+    assert steps[0] == pytest.approx(0.1)
+    assert steps[-1] < 0.1 / 4
+    assert set(np.round(steps / 0.1, 6)) <= {1.0, 0.2, 0.04, 0.008}
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
