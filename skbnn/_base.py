@@ -230,7 +230,7 @@ class BaseBayesianNetwork(BaseEstimator):
             model, device_data(*train), key, training=training, init_params=init_params,
             validation=None if validation is None else device_data(*validation),
         )
-        self._store_fit(result, model, strategy, n_train, X)
+        self._store_fit(result, model, strategy, n_train, X, warm=warm)
         return self
 
     def _split_validation(self, X, y, sample_weight, rng):
@@ -281,7 +281,11 @@ class BaseBayesianNetwork(BaseEstimator):
             )
         return start
 
-    def _store_fit(self, result, model, strategy, n_train, X=None):
+    def _store_fit(self, result, model, strategy, n_train, X=None, warm=False):
+        """Store what a fit produced; a warm start continues ``loss_curve_``, ``n_iter_``
+        and ``t_`` as scikit-learn's MLP does."""
+        before = ((list(self.loss_curve_), int(self.n_iter_), int(self.t_))
+                  if warm else ([], 0, 0))
         posterior = jax.device_get(result.posterior)
         mean = jax.device_get(posterior.mean_params())
         network = model.network
@@ -297,15 +301,15 @@ class BaseBayesianNetwork(BaseEstimator):
         self.inference_ = strategy
         self.coefs_ = coefs
         self.intercepts_ = intercepts
-        self.loss_curve_ = [float(v) for v in result.loss_curve]
+        self.loss_curve_ = before[0] + [float(v) for v in result.loss_curve]
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = result.best_loss
         self.validation_scores_ = result.validation_scores
         self.best_validation_score_ = (
             max(result.validation_scores) if result.validation_scores else None
         )
-        self.n_iter_ = int(result.n_iter)
-        self.t_ = int(result.n_iter) * int(n_train)
+        self.n_iter_ = before[1] + int(result.n_iter)
+        self.t_ = before[2] + int(result.n_iter) * int(n_train)
         self.n_layers_ = len(network.layer_names) + 1
         self.n_outputs_ = int(model.likelihood.n_network_outputs)
         self.out_activation_ = model.likelihood.out_activation
@@ -551,8 +555,8 @@ class BayesianRegressorMixin(RegressorMixin):
         intercepts[-1] = (intercepts[-1] * self._y_scale + self._y_mean).astype(intercepts[-1].dtype)
         return coefs, intercepts
 
-    def _store_fit(self, result, model, strategy, n_train, X=None):
-        super()._store_fit(result, model, strategy, n_train)
+    def _store_fit(self, result, model, strategy, n_train, X=None, warm=False):
+        super()._store_fit(result, model, strategy, n_train, warm=warm)
         if isinstance(self.model_.likelihood, HeteroscedasticGaussian):
             # the noise differs between inputs: its mean over (up to 1,000) training rows
             rows = X[:1000]

@@ -59,7 +59,8 @@ _COMMON_PARAMETERS = """
 
     verbose : bool, default=False
         Print the loss of each epoch (and the step size and the number of
-        draws kept, for samplers).
+        draws kept, for samplers), with an estimate of the time the
+        remaining epochs take.
 
     warm_start : bool, default=False
         Start from where the previous fit ended (its last draws, or its mean).

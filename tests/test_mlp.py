@@ -2,6 +2,7 @@
 
 import io
 import pickle
+import re
 import warnings
 from contextlib import redirect_stdout
 
@@ -335,8 +336,12 @@ def test_warm_start_continues_from_the_previous_fit():
     clf = BayesianMLPClassifier((8,), inference="map", batch_size=16, max_iter=5,
                                 warm_start=True, random_state=0).fit(X, y)
     first = clf.loss_curve_[-1]
+    n_iter, t, curve = clf.n_iter_, clf.t_, list(clf.loss_curve_)
     clf.fit(X, y)
-    assert clf.loss_curve_[0] < first + 1e-3  # no restart from a random network
+    # as MLPClassifier: the curve, the epoch count and the rows seen continue
+    assert clf.loss_curve_[:n_iter] == curve
+    assert clf.loss_curve_[n_iter] < first + 1e-3  # no restart from a random network
+    assert clf.n_iter_ == n_iter + 5 and clf.t_ == t + 5 * X.shape[0]
     clf.set_params(hidden_layer_sizes=(9,))
     with pytest.raises(ValueError, match="another architecture"):
         clf.fit(X, y)
@@ -356,6 +361,8 @@ def test_verbose_prints_loss_step_size_and_draws():
     assert len(iterations) == 4
     assert lines[0].startswith("Iteration 1, loss = ") and "step size = 0.001" in lines[0]
     assert lines[-1].endswith("draws kept = 2")
+    # from the second epoch on (the first compiles), an estimate of the time left
+    assert re.search(r"draws kept = \d+, \d+ s left$", iterations[1])
     assert any(line.startswith("temperature = ") for line in lines)
     buf = io.StringIO()
     with redirect_stdout(buf):

@@ -24,6 +24,7 @@ configuration and the array shapes, so refitting a clone on data of the same
 shape compiles nothing.
 """
 
+import time
 import warnings
 from functools import partial
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -438,6 +439,17 @@ class EpochMonitor:
         self.best_params = None
         self.no_improvement = 0
         self.converged = False
+        self._epoch_ends = []  # perf_counter() at the end of each epoch, for verbose
+
+    def time_left(self) -> str:
+        """``verbose``'s estimate of the time the remaining epochs take: the mean time of
+        the epochs after the first (which compiled), times the epochs left of ``max_iter``
+        (an optimiser may stop sooner)."""
+        ends, left = self._epoch_ends, self.training.max_iter - len(self._epoch_ends)
+        if len(ends) < 2 or left <= 0:
+            return ""
+        seconds = left * (ends[-1] - ends[0]) / (len(ends) - 1)
+        return f", {seconds:.0f} s left" + (" at most" if self.stopping else "")
 
     def update(self, loss: float, params=None, extra: str = "") -> bool:
         """Record one epoch; return True when training should stop."""
@@ -445,7 +457,8 @@ class EpochMonitor:
         self.loss_curve.append(loss)
         epoch = len(self.loss_curve)
         if t.verbose:
-            print(f"Iteration {epoch}, loss = {loss:.8f}{extra}")
+            self._epoch_ends.append(time.perf_counter())
+            print(f"Iteration {epoch}, loss = {loss:.8f}{extra}{self.time_left()}", flush=True)
         if not self.stopping:
             return False
         if self.validation is not None:
