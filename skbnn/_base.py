@@ -24,7 +24,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .inference import STRATEGIES, resolve_inference
 from .inference.base import MLP_LEARNING_RATES, SOLVERS, Optimizer, Training, device_data
-from .likelihoods import Bernoulli, Categorical, Gaussian, HeteroscedasticGaussian
+from .likelihoods import (
+    Bernoulli,
+    Categorical,
+    Gaussian,
+    HeteroscedasticGaussian,
+    MultilabelBernoulli,
+)
 from .model import Model
 from .posterior import rows_per_chunk
 from .priors import GaussianPrior
@@ -393,6 +399,49 @@ class BaseBayesianNetwork(BaseEstimator):
         self.inference.set_params(**nested)
         return self
 
+    # --- export -----------------------------------------------------------------
+
+    def to_arviz(self):
+        """The posterior draws as ArviZ ``InferenceData`` (needs ``arviz``).
+
+        The ``posterior`` group holds one variable per parameter array, named
+        by its path (``network.dense_0.kernel``, ``likelihood.log_noise``),
+        with dimensions ``(chain, draw, *shape)``: pSGLD's and NUTS's chains
+        as they ran, the ensemble's members as chains of one draw each, MAP as
+        one chain of one draw, and the Gaussian posteriors of VI and Laplace
+        as one chain of their predictive draws (independent draws, so there is
+        nothing to diagnose across chains). ``attrs`` carry the strategy's
+        name and its scalar diagnostics (``max_rhat``, ``min_ess``, ...), so
+        ``arviz.summary``, ``arviz.rhat`` and ``arviz.plot_trace`` work on
+        the fit, and ``to_netcdf`` stores it.
+        """
+        check_is_fitted(self)
+        try:
+            import arviz
+        except ImportError as err:
+            raise ImportError(
+                "to_arviz needs arviz: pip install arviz (or skbnn's 'arviz' extra)."
+            ) from err
+        posterior = self.posterior_
+        if hasattr(posterior, "draws"):
+            draws = posterior.draws
+        else:  # a Gaussian: its predictive draws, one chain
+            draws = jax.tree.map(lambda x: np.asarray(x)[None], posterior.predictive_draws())
+        variables, dims = {}, {}
+        for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(draws))[0]:
+            name = ".".join(str(getattr(k, "key", k)) for k in path)
+            leaf = np.asarray(leaf)
+            variables[name] = leaf
+            dims[name] = [f"{name}_dim_{i}" for i in range(leaf.ndim - 2)]
+        attrs = {"inference": getattr(self.inference_, "name", type(self.inference_).__name__),
+                 "estimator": type(self).__name__}
+        for key, value in getattr(self, "diagnostics_", {}).items():
+            if isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+                attrs[key] = value.item() if isinstance(value, np.generic) else value
+        idata = arviz.from_dict(posterior=variables, dims=dims)
+        idata.posterior.attrs.update(attrs)
+        return idata
+
     # --- saving -----------------------------------------------------------------
 
     def save(self, path):
@@ -426,11 +475,15 @@ class BayesianClassifierMixin(ClassifierMixin):
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         target_type = type_of_target(y, input_name="y")
+        if target_type == "multilabel-indicator":
+            return self._encode_multilabel(y, warm)
         if target_type not in ("binary", "multiclass"):
             raise ValueError(
-                f"{type(self).__name__} supports binary and multiclass targets, "
-                f"got {target_type!r} targets."
+                f"{type(self).__name__} supports binary, multiclass and multilabel "
+                f"(indicator matrix) targets, got {target_type!r} targets."
             )
+        if warm and self._multilabel:
+            raise ValueError("warm_start needs multilabel targets, as in the previous fit.")
         classes = np.unique(y)
         if classes.size < 2:
             raise ValueError(
@@ -447,6 +500,24 @@ class BayesianClassifierMixin(ClassifierMixin):
         likelihood = Bernoulli() if classes.size == 2 else Categorical(int(classes.size))
         return np.searchsorted(classes, y).astype(np.int32), likelihood
 
+    def _encode_multilabel(self, y, warm):
+        """An indicator matrix: one Bernoulli per label, as MLPClassifier fits it."""
+        y = y.toarray() if sp.issparse(y) else np.asarray(y)
+        classes = np.arange(y.shape[1])
+        if warm and not (self._multilabel and np.array_equal(classes, self.classes_)):
+            raise ValueError(
+                f"warm_start needs the targets of the previous fit; got {y.shape[1]} labels "
+                f"where it had classes {self.classes_}."
+            )
+        self.classes_ = classes
+        return (y == 1).astype(np.int32), MultilabelBernoulli(int(y.shape[1]))
+
+    @property
+    def _multilabel(self):
+        """Whether the fitted model has multilabel targets."""
+        return isinstance(getattr(getattr(self, "model_", None), "likelihood", None),
+                          MultilabelBernoulli)
+
     def sample_predictions(self, X):
         """Class probabilities under each posterior draw.
 
@@ -457,6 +528,8 @@ class BayesianClassifierMixin(ClassifierMixin):
         Returns
         -------
         ndarray of shape (n_draws, n_samples, n_classes)
+            For multilabel targets: each label's probability, ``(n_draws,
+            n_samples, n_labels)``.
         """
         (probs,) = self._predictive(X)
         return probs.astype(np.float64)
@@ -467,13 +540,17 @@ class BayesianClassifierMixin(ClassifierMixin):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+            Columns follow ``classes_``. For multilabel targets, each label's
+            probability of being present (rows need not sum to 1), as
+            ``MLPClassifier`` gives them.
         """
         moments = self._predictive_moments(X)
         if moments is None:
             proba = self.sample_predictions(X).mean(axis=0)
         else:
             proba = np.asarray(moments[0], dtype=np.float64)
+        if self._multilabel:
+            return proba
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
@@ -482,8 +559,11 @@ class BayesianClassifierMixin(ClassifierMixin):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """The class with the highest posterior predictive probability."""
+        """The class with the highest posterior predictive probability; for multilabel
+        targets, the indicator matrix of the labels more probable than not."""
         proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba > 0.5).astype(np.int64)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_uncertainty(self, X):
@@ -494,9 +574,17 @@ class BayesianClassifierMixin(ClassifierMixin):
         PredictiveUncertainty
             ``total`` (entropy of the predictive), ``aleatoric`` (expected
             entropy) and ``epistemic`` (mutual information), in nats, each of
-            shape ``(n_samples,)``.
+            shape ``(n_samples,)``. For multilabel targets, the sums over
+            the labels of their Bernoulli entropies (the labels are
+            independent given the parameters).
         """
         probs = self.sample_predictions(X)
+        if self._multilabel:  # each label a two-class distribution
+            probs = np.stack([1.0 - probs, probs], axis=-1)
+            total = _entropy(probs.mean(axis=0)).sum(axis=-1)
+            aleatoric = _entropy(probs).mean(axis=0).sum(axis=-1)
+            epistemic = np.maximum(total - aleatoric, 0.0)
+            return PredictiveUncertainty(total, np.minimum(aleatoric, total), epistemic)
         total = _entropy(probs.mean(axis=0))
         aleatoric = _entropy(probs).mean(axis=0)
         epistemic = np.maximum(total - aleatoric, 0.0)
@@ -504,7 +592,7 @@ class BayesianClassifierMixin(ClassifierMixin):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         return tags
 
 

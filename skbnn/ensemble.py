@@ -140,6 +140,12 @@ class SampleEnsemble(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if hasattr(self.estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.estimator_.feature_names_in_
         if classifier:
+            if getattr(self.estimator_, "_multilabel", False):
+                raise ValueError(
+                    "SampleEnsemble votes over classes; multilabel targets (an indicator "
+                    "matrix) have no single class to vote for. Use the estimator's "
+                    "predict_proba, the mean over its draws, directly."
+                )
             self.classes_ = self.estimator_.classes_
         return self
 

@@ -35,7 +35,7 @@ from flax import struct
 
 from .utils._io import serializable
 
-__all__ = ["Bernoulli", "Categorical", "Gaussian", "HeteroscedasticGaussian"]
+__all__ = ["Bernoulli", "Categorical", "Gaussian", "HeteroscedasticGaussian", "MultilabelBernoulli"]
 
 
 def _log_mean_probability(probs, y):
@@ -141,6 +141,64 @@ class Bernoulli:
         """``(probabilities,)`` by the probit approximation (MacKay 1992)."""
         p1 = jax.nn.sigmoid(mean[:, 0] / jnp.sqrt(1.0 + jnp.pi / 8.0 * cov[:, 0, 0]))
         return (jnp.stack([1.0 - p1, p1], axis=-1),)
+
+
+@serializable
+@struct.dataclass
+class MultilabelBernoulli:
+    """Independent Bernoulli likelihoods on ``n_labels`` logits, for multilabel targets.
+
+    ``y`` is an indicator matrix ``(n_samples, n_labels)``; each label has its
+    own logistic output, as ``MLPClassifier`` fits multilabel targets.
+    """
+
+    n_labels: int = struct.field(pytree_node=False)
+
+    name = "multilabel_bernoulli"
+    out_activation = "logistic"
+
+    @property
+    def n_network_outputs(self):
+        return self.n_labels
+
+    def init(self):
+        return {}
+
+    def log_prior(self, lik_params):
+        return jnp.zeros(())
+
+    def log_likelihood(self, lik_params, outputs, y):
+        """Per-row log-likelihood (the sum over labels), shape ``(n_samples,)``."""
+        terms = jnp.where(y == 1, jax.nn.log_sigmoid(outputs), jax.nn.log_sigmoid(-outputs))
+        return jnp.sum(terms, axis=-1)
+
+    def predict(self, lik_params, outputs):
+        """``(probabilities,)`` of shape ``(n_samples, n_labels)``: each label's
+        probability of being present."""
+        return (jax.nn.sigmoid(outputs),)
+
+    def score(self, lik_params, outputs, y):
+        """Subset accuracy: the share of rows whose every label is right."""
+        return jnp.mean(jnp.all((outputs > 0) == (y == 1), axis=-1))
+
+    def log_predictive_density(self, predictive, y):
+        """Per-row log density of the label vector ``y`` under the mixture of per-draw
+        predictives (``(n_draws, n_samples, n_labels)`` probabilities)."""
+        p = jnp.asarray(predictive[0])
+        tiny = jnp.finfo(p.dtype).tiny
+        per_draw = jnp.sum(jnp.where(jnp.asarray(y)[None] == 1, jnp.log(jnp.maximum(p, tiny)),
+                                     jnp.log(jnp.maximum(1.0 - p, tiny))), axis=-1)
+        return jax.nn.logsumexp(per_draw, axis=0) - math.log(p.shape[0])
+
+    def hessian_factor(self, lik_params, outputs):
+        """``diag(sqrt(p (1 - p)))``: the labels are independent."""
+        p = jax.nn.sigmoid(outputs)
+        return jax.vmap(jnp.diag)(jnp.sqrt(p * (1.0 - p)))
+
+    def linearized_predictive(self, lik_params, mean, cov):
+        """``(probabilities,)`` by the probit approximation per label (MacKay 1992)."""
+        var = jnp.diagonal(cov, axis1=1, axis2=2)
+        return (jax.nn.sigmoid(mean / jnp.sqrt(1.0 + jnp.pi / 8.0 * var)),)
 
 
 @serializable

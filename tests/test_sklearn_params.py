@@ -3,6 +3,7 @@ and searches over ``inference`` itself."""
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
@@ -277,3 +278,109 @@ def test_lbfgs_drives_laplaces_mode_and_nuts_starts(inference):
     # Laplace's mean is its mode: lbfgs's exact one; NUTS's 50 draws are near it
     atol = 1e-4 if inference == "laplace" else 4 * np.sqrt(np.diag(prob.cov)).max()
     np.testing.assert_allclose(theta, prob.mean, atol=atol)
+
+
+# --- multilabel targets --------------------------------------------------------------
+
+
+def _multilabel():
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(200, 8, n_classes=3, random_state=0)
+    return X / X.max(), Y
+
+
+@pytest.mark.parametrize("inference", ["map", "psgld", "vi", "laplace", "ensemble"])
+def test_multilabel_targets_fit_one_bernoulli_per_label(inference):
+    X, Y = _multilabel()
+    clf = BayesianMLPClassifier((16,), inference=inference, max_iter=60, random_state=0)
+    clf.fit(X, Y)
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])  # as MLPClassifier's
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and np.all((proba > 0) & (proba < 1))
+    # not one distribution over classes: rows do not sum to 1
+    assert np.abs(proba.sum(axis=1) - 1).max() > 0.2
+    pred = clf.predict(X)
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(int))
+    # each label learnt: better than always predicting its majority value
+    majority = np.maximum(Y.mean(axis=0), 1 - Y.mean(axis=0))
+    assert np.all((pred == Y).mean(axis=0) > majority)
+    u = clf.predict_uncertainty(X[:5])
+    np.testing.assert_allclose(u.total, u.aleatoric + u.epistemic, rtol=1e-6)
+    assert np.all(u.total <= 3 * np.log(2) + 1e-9)  # at most one bit per label
+
+
+def test_multilabel_likelihood_is_the_sum_over_labels():
+    import jax.numpy as jnp
+
+    from skbnn.likelihoods import Bernoulli, MultilabelBernoulli
+
+    rng = np.random.RandomState(0)
+    outputs = rng.normal(size=(5, 3)).astype(np.float32)
+    y = rng.randint(0, 2, size=(5, 3))
+    joint = MultilabelBernoulli(3).log_likelihood({}, jnp.asarray(outputs), jnp.asarray(y))
+    per_label = sum(Bernoulli().log_likelihood({}, jnp.asarray(outputs[:, [k]]),
+                                               jnp.asarray(y[:, k])) for k in range(3))
+    np.testing.assert_allclose(joint, per_label, rtol=1e-6)
+
+
+def test_multilabel_fit_matches_mlpclassifiers_interface():
+    from sklearn.neural_network import MLPClassifier
+
+    X, Y = _multilabel()
+    ours = BayesianMLPClassifier((16,), inference="map", max_iter=50, random_state=0).fit(X, Y)
+    theirs = MLPClassifier((16,), max_iter=50, random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    assert ours.predict(X).shape == theirs.predict(X).shape
+    assert ours.predict_proba(X).shape == theirs.predict_proba(X).shape
+    assert ours.out_activation_ == theirs.out_activation_ == "logistic"
+    # and the same labels from a sparse indicator matrix
+    sparse = BayesianMLPClassifier((16,), inference="map", max_iter=50,
+                                   random_state=0).fit(X, sp.csr_matrix(Y))
+    np.testing.assert_array_equal(sparse.predict_proba(X), ours.predict_proba(X))
+
+
+def test_multilabel_save_round_trips_and_sample_ensemble_refuses(tmp_path):
+    import pickle
+
+    import skbnn
+    from skbnn import SampleEnsemble
+
+    X, Y = _multilabel()
+    clf = BayesianMLPClassifier((8,), inference="psgld", max_iter=20, random_state=0).fit(X, Y)
+    clf.save(tmp_path / "m.npz")
+    for loaded in (skbnn.load(tmp_path / "m.npz"), pickle.loads(pickle.dumps(clf))):
+        np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="multilabel"):
+        SampleEnsemble(clf).fit(X, Y)
+
+
+# --- ArviZ --------------------------------------------------------------------------
+
+
+def test_to_arviz_round_trip(tmp_path):
+    az = pytest.importorskip("arviz")
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import scale
+
+    X, y = load_iris(return_X_y=True)
+    X = scale(X)
+    clf = BayesianMLPClassifier((4,), inference=PSGLD(n_chains=3, n_draws=10), max_iter=30,
+                                random_state=0).fit(X, y)
+    idata = clf.to_arviz()
+    kernel = idata.posterior["network.dense_0.kernel"]
+    assert kernel.dims[:2] == ("chain", "draw") and kernel.shape == (3, 10, 4, 4)
+    np.testing.assert_array_equal(kernel.values,
+                                  clf.posterior_.draws["network"]["dense_0"]["kernel"])
+    # ArviZ's split R-hat of the exported chains is the one the fit reports
+    rhat = az.rhat(idata, method="split")["network.dense_0.kernel"].values
+    np.testing.assert_allclose(rhat, clf.rhat_["network"]["dense_0"]["kernel"], rtol=1e-6)
+    assert idata.posterior.attrs["inference"] == "psgld"
+    assert idata.posterior.attrs["max_rhat"] == pytest.approx(clf.max_rhat_)
+    idata.to_netcdf(tmp_path / "fit.nc")
+    back = az.from_netcdf(tmp_path / "fit.nc")
+    np.testing.assert_array_equal(back.posterior["network.dense_0.kernel"].values, kernel.values)
+    # a Gaussian posterior: its predictive draws as one chain
+    vi = BayesianMLPClassifier((4,), inference="vi", max_iter=10, random_state=0).fit(X, y)
+    assert vi.to_arviz().posterior["network.dense_1.bias"].shape == (
+        1, vi.inference_.n_predictive_draws, 3)
