@@ -8,6 +8,7 @@ from ._base import PredictiveUncertainty
 from ._cnn import BayesianCNNClassifier
 from ._mlp import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import SampleEnsemble
+from .utils._cache import enable_compilation_cache
 from .utils._io import load_estimator as load
 
 __version__ = "0.1.0.dev0"
@@ -19,5 +20,6 @@ __all__ = [
     "PredictiveUncertainty",
     "SampleEnsemble",
     "__version__",
+    "enable_compilation_cache",
     "load",
 ]

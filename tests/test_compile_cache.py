@@ -25,3 +25,72 @@ def test_cloned_refit_and_predict_compile_nothing(Estimator, inference):
         other.fit(X2, y2)
         other.predict(X2[:7])
     assert compiled == []
+
+
+# --- the persistent compilation cache, across processes ---------------------------
+
+_CACHED_FIT = """
+import collections, sys, warnings
+import jax
+events = collections.Counter()
+jax.monitoring.register_event_listener(lambda name, **kw: events.update([name]))
+import skbnn
+from sklearn.datasets import load_iris
+{enable}
+X, y = load_iris(return_X_y=True)
+warnings.simplefilter("ignore")
+clf = skbnn.BayesianMLPClassifier((8,), inference="map", max_iter=3, random_state=0)
+clf.fit(X, y).predict_proba(X)
+print(events["/jax/compilation_cache/cache_hits"], events["/jax/compilation_cache/cache_misses"])
+"""
+
+
+def _run(code, env=None):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, **(env or {})})
+    hits, misses = map(int, out.stdout.split()[-2:])
+    return hits, misses
+
+
+def test_a_second_process_loads_compiled_programs_from_the_cache(tmp_path):
+    enable = f"skbnn.enable_compilation_cache({str(tmp_path)!r})"
+    hits, misses = _run(_CACHED_FIT.format(enable=enable))
+    assert hits == 0 and misses > 0  # the first process compiles and stores
+    assert len(list(tmp_path.iterdir())) == misses
+    hits, misses = _run(_CACHED_FIT.format(enable=enable))
+    assert hits > 0 and misses == 0  # the second compiles nothing
+
+
+def test_the_cache_is_off_unless_enabled_and_reaches_child_processes(tmp_path):
+    import os
+
+    # without the call: no JAX cache directory (importing skbnn sets none)
+    assert _run(_CACHED_FIT.format(enable=""),
+                env={"JAX_COMPILATION_CACHE_DIR": ""}) == (0, 0)
+    # enabling sets the variables a child process's JAX reads at start-up
+    saved = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR",
+                                            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                                            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")}
+    import jax
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    before = {name: getattr(jax.config, name) for name in names}
+    try:
+        import skbnn
+
+        skbnn.enable_compilation_cache(tmp_path)
+        hits, misses = _run(_CACHED_FIT.format(enable=""))  # the child only inherits
+        assert misses > 0 and len(list(tmp_path.iterdir())) == misses
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for name, value in before.items():
+            jax.config.update(name, value)
