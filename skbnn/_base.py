@@ -452,6 +452,20 @@ class BaseBayesianNetwork(BaseEstimator):
         """
         save_estimator(self, path)
 
+    def _check_restored(self):
+        """After loading: the stored parameters have the shapes the stored model has."""
+        if not hasattr(self, "posterior_"):
+            return
+        X = self._prepare_inputs(np.zeros((1, self.n_features_in_)))
+        expected = jax.eval_shape(lambda: self.model_.init(jax.random.key(0), X.shape[1:]))
+        stored = self.posterior_.mean_params()
+        if jax.tree.structure(stored) != jax.tree.structure(expected):
+            raise ValueError("its parameters do not match its network's layers.")
+        for got, want in zip(jax.tree.leaves(stored), jax.tree.leaves(expected)):
+            if np.shape(got) != want.shape:
+                raise ValueError(f"a parameter array has shape {np.shape(got)} where its "
+                                 f"network has {want.shape}.")
+
     @classmethod
     def load(cls, path):
         """Load an estimator saved with :meth:`save`; it must be a ``cls``."""

@@ -186,14 +186,17 @@ def test_psgld_fits_an_ensemble_that_disagrees_where_it_errs(digits_split):
     assert u.epistemic[wrong].mean() > 2 * u.epistemic[~wrong].mean()
 
 
+def test_unknown_strategies_are_refused_by_name(digits_split):
+    X_train, _, y_train, _ = digits_split
+    # never a silent fallback to another strategy
+    with pytest.raises(ValueError, match="'inference' parameter .* Got 'hmc'"):
+        _small(inference="hmc").fit(X_train, y_train)
+
+
 @pytest.mark.parametrize("name", ["vi", "laplace", "nuts"])
-def test_strategies_not_available_are_refused_by_name(name, digits_split):
+def test_every_strategy_fits_the_cnn(name, digits_split):
     X_train, X_test, y_train, _ = digits_split
-    if name not in STRATEGIES:
-        # never a silent fallback to another strategy
-        with pytest.raises(ValueError, match=f"'inference' parameter .* Got '{name}'"):
-            _small(inference=name).fit(X_train, y_train)
-        return
+    assert name in STRATEGIES
     # small settings where the strategy has them (NUTS: one short chain)
     fast = {"nuts": lambda: STRATEGIES["nuts"](n_chains=1, n_warmup=20, n_draws=10,
                                                max_tree_depth=4, init="network")}
@@ -224,7 +227,8 @@ def test_laplace_over_all_weights_keeps_the_map_and_adds_uncertainty(structure, 
     # a Gaussian over the convolution kernels too: the predictive spreads
     # (with one marginal-likelihood prior precision for every layer it is
     # underconfident here, as all-weights Laplace is on the MNIST MLP)
-    assert np.isfinite(log_loss(y_test, proba))
+    # (still far better than knowing nothing: the uniform guess's log(10))
+    assert log_loss(y_test, proba) < 0.5 * np.log(10)
     u = clf.predict_uncertainty(X_test)
     assert u.epistemic.mean() > 1e-3
     assert u.total.mean() > map_clf.predict_uncertainty(X_test).total.mean()

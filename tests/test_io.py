@@ -68,3 +68,50 @@ def test_unsavable_attributes_are_named(tmp_path):
     clf.callback_ = lambda: None
     with pytest.raises(TypeError, match="callback_"):
         clf.save(tmp_path / "m.npz")
+
+
+def _entries(tmp_path):
+    clf, X = _fitted()
+    clf.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        entries = {k: archive[k] for k in archive.files}
+    return clf, X, entries, json.loads(str(entries["__skbnn__"][()]))
+
+
+def test_a_newer_format_version_is_refused(tmp_path):
+    _, _, entries, meta = _entries(tmp_path)
+    meta["format_version"] += 1
+    entries["__skbnn__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "new.npz", **entries)
+    with pytest.raises(ValueError, match="newer format"):
+        skbnn.load(tmp_path / "new.npz")
+
+
+def test_a_truncated_file_is_refused_by_name(tmp_path):
+    _entries(tmp_path)
+    data = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        skbnn.load(tmp_path / "cut.npz")
+
+
+def test_a_missing_array_is_refused_by_name(tmp_path):
+    _, _, entries, _ = _entries(tmp_path)
+    del entries[next(k for k in sorted(entries) if k != "__skbnn__")]
+    np.savez(tmp_path / "lacking.npz", **entries)
+    with pytest.raises(ValueError, match="damaged: it lacks"):
+        skbnn.load(tmp_path / "lacking.npz")
+
+
+def test_arrays_of_the_wrong_shape_are_refused(tmp_path):
+    clf, X, entries, _ = _entries(tmp_path)
+    kernel = clf.posterior_.draws["network"]["dense_0"]["kernel"]
+    # the stored draw of the first kernel, one input row short
+    key = next(k for k in entries if k != "__skbnn__" and entries[k].shape == kernel.shape)
+    entries[key] = entries[key][:, :, :-1]
+    np.savez(tmp_path / "reshaped.npz", **entries)
+    with pytest.raises(ValueError, match="damaged: a parameter array has shape"):
+        skbnn.load(tmp_path / "reshaped.npz")
+    # the intact file loads and predicts the same numbers
+    np.testing.assert_array_equal(skbnn.load(tmp_path / "m.npz").predict_proba(X),
+                                  clf.predict_proba(X))

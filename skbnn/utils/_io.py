@@ -11,6 +11,8 @@ make the loader import or call anything else.
 import dataclasses
 import json
 import math
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -158,17 +160,35 @@ def save_estimator(estimator, path):
 
 
 def load_estimator(path):
-    """Read an estimator written by ``save``; runs no code from the file."""
-    with np.load(path, allow_pickle=False) as archive:
-        if _META_KEY not in archive.files:
-            raise ValueError(f"{path!s} is not a file saved by skbnn.")
-        meta = json.loads(str(archive[_META_KEY][()]))
-        arrays = {k: archive[k] for k in archive.files if k != _META_KEY}
-    if meta.get("format") != FORMAT:
+    """Read an estimator written by ``save``; runs no code from the file.
+
+    A file that is not skbnn's, is damaged (truncated, an array missing), comes
+    from a newer format, or holds arrays of shapes its model does not have is
+    refused with a ``ValueError`` that says which.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if _META_KEY not in archive.files:
+                raise ValueError(f"{path!s} is not a file saved by skbnn.")
+            meta = json.loads(str(archive[_META_KEY][()]))
+            arrays = {k: archive[k] for k in archive.files if k != _META_KEY}
+    except (zipfile.BadZipFile, EOFError, json.JSONDecodeError, zlib.error) as err:
+        raise ValueError(f"{path!s} is damaged or truncated: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path!s} is not a file saved by skbnn.")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(
             f"{path!s} was saved by skbnn {meta.get('skbnn_version')} in a newer format "
             f"(version {meta['format_version']}); upgrade skbnn to load it."
         )
-    return _Decoder(arrays)(meta["estimator"])
+    try:
+        estimator = _Decoder(arrays)(meta["estimator"])
+    except KeyError as err:
+        raise ValueError(f"{path!s} is damaged: it lacks the entry {err}.") from None
+    check = getattr(estimator, "_check_restored", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as err:
+            raise ValueError(f"{path!s} is damaged: {err}") from None
+    return estimator

@@ -81,6 +81,17 @@ def test_early_stopping_keeps_the_best_validation_parameters(digits_split):
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     assert clf.best_loss_ is None
+    # the kept parameters are the best epoch's, not the last one's: rescored on the same
+    # held-back rows (the split early stopping made) they give the best score
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+
+    rng = check_random_state(0)
+    rng.randint(np.iinfo(np.int32).max)  # the draw fit makes for its key
+    _, X_val, _, y_val = train_test_split(X_train, y_train, random_state=rng,
+                                          test_size=clf.validation_fraction, stratify=y_train)
+    assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_, abs=1e-6)
+    assert clf.validation_scores_[-1] < clf.best_validation_score_  # the last epoch's differ
 
 
 def test_adam_settings_are_searchable_parameters():
