@@ -1,10 +1,28 @@
-"""Shared fixtures: small real data sets from scikit-learn."""
+"""Shared fixtures: small real data sets from scikit-learn; JAX's persistent
+compilation cache for the test run."""
+
+import os
 
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from skbnn import enable_compilation_cache
 from skbnn.utils._compile import release_compiled_programs
+
+
+def pytest_configure(config):
+    """Share compiled programs between the test workers, and between runs.
+
+    The workers of ``-n auto`` fit the same shapes in many tests; with JAX's
+    persistent cache in ``.pytest_cache`` a program one worker compiled is
+    loaded by the others, and by the next run. ``SKBNN_TEST_JAX_CACHE=0`` turns
+    it off.
+    """
+    if os.environ.get("SKBNN_TEST_JAX_CACHE", "1") == "0":
+        return
+    enable_compilation_cache(os.path.join(str(config.rootpath), ".pytest_cache",
+                                          "jax-compilation-cache"))
 
 
 @pytest.fixture(scope="session")
