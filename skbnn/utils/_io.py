@@ -6,6 +6,11 @@ own entry, and the entry ``__skbnn__`` holds a JSON text describing the rest
 ``numpy.load(allow_pickle=False)`` and ``json.loads``, and builds objects only
 from classes registered with :func:`serializable`: nothing in the file can
 make the loader import or call anything else.
+
+Hand-written rather than a dependency's format because the dependencies that
+store estimators (pickle, joblib, cloudpickle) run code from the file when
+loading it; safetensors or HDF5 would hold the arrays but not the parameters
+and classes. It is not a speed choice, so there is nothing to measure.
 """
 
 import dataclasses

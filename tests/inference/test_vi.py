@@ -2,7 +2,6 @@
 
 import dataclasses
 import warnings
-from functools import partial
 
 import flax.linen as nn
 import jax
@@ -18,9 +17,7 @@ from skbnn.inference import VI, Training
 from skbnn.inference.base import device_data
 from skbnn.inference.vi import (
     MeanFieldPosterior,
-    _loss_and_grad,
     gaussian_kl,
-    neg_elbo,
     sample_log_likelihood,
 )
 from skbnn.likelihoods import Categorical, Gaussian
@@ -235,42 +232,6 @@ def test_other_layers_share_one_weight_draw_per_batch():
     assert not np.allclose(conv_only, at_mean)
     dense_only = loglik(0.0, 0.5)
     assert np.ptp(dense_only) > 1e-3
-
-
-@pytest.mark.parametrize("network, likelihood, n_mc", [
-    (build_mlp((5,), "tanh", 2), Gaussian(2, learn_noise=True), 1),
-    (build_mlp((5,), "tanh", 2), Gaussian(2, learn_noise=True), 3),
-    (_ConvDense(), Categorical(3), 2),
-])
-def test_step_gradient_is_the_gradient_of_the_negative_elbo(network, likelihood, n_mc):
-    # The step differentiates the expected log-likelihood with respect to the
-    # Dense variances and writes the KL's gradient out by hand; with the same
-    # noise its loss, KL and gradient must be those of automatic
-    # differentiation of neg_elbo, for Dense layers, a convolution drawn
-    # whole and a learned noise scale alike (float32: 1e-5 relative).
-    model = Model(network, likelihood, GaussianPrior(2.0))
-    rng = np.random.RandomState(0)
-    X = jnp.asarray(rng.normal(size=(8, 16)), jnp.float32)
-    y = (jnp.asarray(rng.normal(size=(8, 2)), jnp.float32) if isinstance(likelihood, Gaussian)
-         else jnp.asarray(rng.randint(0, 3, 8), jnp.int32))
-    config = VI(n_mc=n_mc, kl_weight=0.3).config(
-        model, Training(max_iter=1, batch_size=8, learning_rate=1e-3))
-    mean = model.init(jax.random.key(0), (16,))
-    log_scale = jax.tree.map(
-        lambda p: jax.random.uniform(jax.random.key(p.size), p.shape, minval=-3.0, maxval=-1.0),
-        mean)
-    variational = {"mean": mean, "log_scale": log_scale}
-    batch = Batch(X, y, jnp.linspace(0.5, 1.5, 8))
-    kw = dict(model=model, config=config, data_size=100, n_eff=jnp.float32(97.0))
-    (loss, kl), grads = jax.jit(jax.value_and_grad(partial(neg_elbo, **kw), has_aux=True))(
-        variational, jax.random.key(7), batch)
-    (loss_step, kl_step), grads_step = jax.jit(partial(_loss_and_grad, **kw))(
-        variational, jax.random.key(7), batch)
-    np.testing.assert_allclose(loss_step, loss, rtol=1e-5)
-    np.testing.assert_allclose(kl_step, kl, rtol=1e-5)
-    assert jax.tree.structure(grads_step) == jax.tree.structure(grads)
-    for g_step, g in zip(jax.tree.leaves(grads_step), jax.tree.leaves(grads)):
-        np.testing.assert_allclose(g_step, g, rtol=1e-5, atol=1e-5 * np.max(np.abs(g)))
 
 
 def test_runs_on_a_convolutional_network_and_compiles_once():
