@@ -140,7 +140,51 @@ def test_inits_start_each_chain_elsewhere_and_sample_the_same_posterior(init):
     np.testing.assert_array_less(np.abs(theta.mean(axis=0) - p.mean) / sd, 0.5)
 
 
-def test_thinning_keeps_every_kth_transition_and_warm_start_continues():
+def test_thinning_keeps_every_kth_transition():
+    # the same key and the same number of transitions: thinning 3 keeps every third
+    # draw of the unthinned run, exactly
+    X, y = np.random.RandomState(0).normal(size=(40, 2)), np.arange(40) % 2
+
+    def draws(n_draws, thinning):
+        clf = BayesianMLPClassifier((3,), max_iter=20, random_state=0, inference=NUTS(
+            n_chains=2, n_warmup=20, n_draws=n_draws, thinning=thinning))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+        return np.asarray(clf.posterior_.draws["network"]["dense_0"]["kernel"])
+
+    every, thinned = draws(15, 1), draws(5, 3)
+    np.testing.assert_array_equal(thinned, every[:, 2::3])
+
+
+def test_warm_start_chains_start_from_the_last_draws(monkeypatch):
+    from jax.flatten_util import ravel_pytree
+
+    from skbnn.inference import nuts
+
+    starts = []
+    original = nuts._run_chains
+
+    def spy(model, data, config, key, positions, *args, **kwargs):
+        starts.append(np.asarray(positions))
+        return original(model, data, config, key, positions, *args, **kwargs)
+
+    monkeypatch.setattr(nuts, "_run_chains", spy)
+    X, y = np.random.RandomState(0).normal(size=(40, 2)), np.arange(40) % 2
+    clf = BayesianMLPClassifier((3,), inference=NUTS(n_chains=2, n_warmup=20, n_draws=5),
+                                max_iter=20, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        last = clf.posterior_.warm_start_params()
+        clf.fit(X, y)
+    expected = np.stack([ravel_pytree(jax.tree.map(lambda x: x[c], last))[0]
+                         for c in range(2)])
+    np.testing.assert_array_equal(starts[1], expected)
+    assert clf.diagnostics_["init"] == "warm_start"
+
+
+def test_thinning_counts_iterations_and_warm_start_continues():
     X, y = np.random.RandomState(0).normal(size=(40, 2)), np.arange(40) % 2
     clf = BayesianMLPClassifier(
         (3,), inference=NUTS(n_chains=2, n_warmup=20, n_draws=5, thinning=3),
