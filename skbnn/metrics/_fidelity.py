@@ -18,6 +18,8 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
+from ._regression import check_finite_arrays
+
 __all__ = [
     "fidelity",
     "predictive_agreement",
@@ -277,14 +279,7 @@ def wasserstein2_gaussian(mean_a, std_a, mean_b, std_b):
     5.0
     """
     names = ("mean_a", "std_a", "mean_b", "std_b")
-    arrays = [np.asarray(v, dtype=np.float64) for v in (mean_a, std_a, mean_b, std_b)]
-    for name, v in zip(names, arrays):
-        if v.ndim not in (1, 2):
-            raise ValueError(f"{name} must be 1-D or 2-D, got shape {v.shape}.")
-        if v.size == 0:
-            raise ValueError(f"{name} is empty: there is nothing to compare.")
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{name} contains NaN or infinity.")
+    arrays = check_finite_arrays(dict(zip(names, (mean_a, std_a, mean_b, std_b))), "compare")
     if len({v.shape for v in arrays}) != 1:
         shapes = ", ".join(f"{n} {v.shape}" for n, v in zip(names, arrays))
         raise ValueError(f"mean_a, std_a, mean_b and std_b must have the same shape, got {shapes}.")

@@ -10,15 +10,22 @@ from scipy.special import ndtr, ndtri
 __all__ = ["crps_gaussian", "gaussian_nll", "interval_coverage", "mean_interval_width"]
 
 
-def _check_gaussian(y_true, y_mean, y_std):
-    arrays = [np.asarray(a, dtype=np.float64) for a in (y_true, y_mean, y_std)]
-    for name, a in zip(("y_true", "y_mean", "y_std"), arrays):
+def check_finite_arrays(named, purpose="score"):
+    """``{name: array}`` as float64 arrays, each 1-D or 2-D, non-empty and finite;
+    a ``ValueError`` names the first that is not."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in named.values()]
+    for name, a in zip(named, arrays):
         if a.ndim not in (1, 2):
             raise ValueError(f"{name} must be 1-D or 2-D, got shape {a.shape}.")
         if a.size == 0:
-            raise ValueError(f"{name} is empty: there is nothing to score.")
+            raise ValueError(f"{name} is empty: there is nothing to {purpose}.")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} contains NaN or infinity.")
+    return arrays
+
+
+def _check_gaussian(y_true, y_mean, y_std):
+    arrays = check_finite_arrays({"y_true": y_true, "y_mean": y_mean, "y_std": y_std})
     if not arrays[0].shape == arrays[1].shape == arrays[2].shape:
         raise ValueError(
             "y_true, y_mean and y_std must have the same shape, got "
