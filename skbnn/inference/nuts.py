@@ -10,11 +10,16 @@ numpyro's (``numpyro.infer.hmc.hmc(..., algo="NUTS")`` and
 
 - :func:`init` and :func:`step` wrap numpyro's ``init_kernel`` and
   ``sample_kernel`` for one chain, with the PRNG key an explicit argument;
-- :func:`_sample` is one jitted program: warmup and sampling are
-  ``lax.scan`` loops over the chains' transitions, and the potential is built
-  inside the trace from the model and the data passed as pytree arguments.
-  Unlike ``numpyro.infer.MCMC``, whose compiled program is cached on the
-  driver object, a second fit on data of the same shape compiles nothing;
+- :func:`_transitions` is one jitted program: it starts the chains and runs
+  transitions ``start`` to ``stop`` of warmup and sampling, a loop over the
+  chains' transitions, and the potential is built inside the trace from the
+  model and the data passed as pytree arguments. Unlike
+  ``numpyro.infer.MCMC``, whose compiled program is cached on the driver
+  object, a second fit on data of the same shape compiles nothing.
+  :func:`_sample` calls it once for the whole run, or with ``verbose`` once
+  per tenth of warmup and of sampling, printing progress in between: the
+  bounds are traced values, so the segments reuse the one program, and the
+  draws are the same bit for bit;
 - :func:`_run_chains` runs the chains either vmapped in one program
   (``chain_method="vectorized"``, numpyro's name; the chain axis sharded over
   the devices when several are visible) or each in its own unbatched program,
@@ -36,8 +41,9 @@ uniform in ``[-2, 2]``) or from the network's own initialisation
 """
 
 import os
+import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from functools import partial
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -174,43 +180,177 @@ def _over_chains(fn, n_chains):
     return single
 
 
-@jax.jit
-def _sample(model, data: Data, config: NUTSConfig, rng_key, positions, template):
-    """Warm up and sample all chains: one compiled program.
+def _kernels(model, data: Data, template):
+    """numpyro's NUTS ``(init_kernel, sample_kernel)`` for the model's potential on ``data``."""
+    _, unravel = ravel_pytree(template)
+    return hmc(potential_fn=_potential(model, data, unravel), algo="NUTS")
+
+
+def _initial_states(model, data: Data, config: NUTSConfig, rng_key, positions, template):
+    """numpyro's kernels and the chains' initial states (``init`` sets the kernels up)."""
+    kernels = _kernels(model, data, template)
+    states = _over_chains(partial(init, kernels=kernels, config=config), config.n_chains)(
+        jax.random.split(jax.random.split(rng_key)[0], config.n_chains), positions
+    )
+    return kernels, states
+
+
+def _constrain(carry, chains):
+    """Pin the carry's chain axis to ``chains`` (a sharding, or None on one device).
+
+    Both programs that return a carry do, so that every call of
+    :func:`_transitions` sees the same input shardings and compiles once.
+    """
+    if chains is None:
+        return carry
+    states, kept, info = carry
+    second = jax.sharding.NamedSharding(chains.mesh, jax.sharding.PartitionSpec(None, "chain"))
+    constrain = jax.lax.with_sharding_constraint
+    return constrain(states, chains), constrain(kept, second), constrain(info, second)
+
+
+@partial(jax.jit, static_argnames=("chains",))
+def _start(model, data: Data, config: NUTSConfig, rng_key, positions, template, chains=None):
+    """The carry of the first :func:`_transitions` call: placeholders shaped like the states
+    (``_transitions`` starts the chains in the same compiled program as their
+    transitions, as one scan did), zero buffers for the kept draws
+    ``(n_draws, n_chains, n_params)`` and for the :class:`NUTSInfo` of every
+    transition (leading axes: transition, chain)."""
+    states = jax.eval_shape(
+        lambda: _initial_states(model, data, config, rng_key, positions, template)[1])
+
+    def placeholder(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jnp.broadcast_to(rng_key, x.shape)
+        return jnp.zeros(x.shape, x.dtype)
+
+    states = jax.tree.map(placeholder, states)
+    n_iter = config.n_warmup + config.n_draws * config.thinning
+    info = NUTSInfo(states.potential_energy, states.diverging, states.num_steps,
+                    states.accept_prob, states.adapt_state.step_size)  # what step returns
+    info = jax.tree.map(lambda x: jnp.zeros((n_iter, *x.shape), x.dtype), info)
+    kept = jnp.zeros((config.n_draws, *positions.shape), positions.dtype)
+    return _constrain((states, kept, info), chains)
+
+
+@partial(jax.jit, static_argnames=("chains",), donate_argnames=("carry",))
+def _transitions(model, data: Data, config: NUTSConfig, rng_key, positions, template, carry,
+                 start, stop, chains=None):
+    """Transitions ``start, ..., stop - 1`` of all chains: one compiled program for any bounds.
+
+    ``carry``: ``(states, kept, info)`` from the previous call, or from
+    :func:`_start` when ``start`` is 0 (the chains then start at
+    ``positions``, with the keys ``split(split(rng_key)[0], n_chains)``);
+    donated, so the buffers are updated in place. Transition ``t`` uses the
+    key ``split(split(rng_key)[1], n_iter)[t]`` whatever the bounds, so
+    running ``0..n_iter`` in one call or in segments gives the same draws, bit
+    for bit. Warmup and sampling are one loop (numpyro's kernel switches
+    adaptation off by itself after ``n_warmup`` transitions), so the kernel is
+    compiled once, not twice. Returns the new carry and, for ``verbose``, each
+    chain's step size and its divergences since the start of the phase
+    (warmup or sampling) that ``stop`` is in. ``chains``: the sharding of the
+    chain axis over several devices, or None.
+    """
+    # numpyro's sample_kernel uses what init_kernel sets up (the adaptation, the
+    # integrator, the tree depth) in the same trace: the chains start here
+    kernels, fresh = _initial_states(model, data, config, rng_key, positions, template)
+    states, kept, info = carry
+    states = jax.lax.cond(start == 0, lambda: fresh, lambda: states)
+    n_chains, n_draws = config.n_chains, config.n_draws
+    n_iter = config.n_warmup + n_draws * config.thinning
+    chain_step = _over_chains(partial(step, kernels=kernels), n_chains)
+    keys = jax.random.split(jax.random.split(rng_key)[1], n_iter)
+
+    def transition(t, carry):
+        states, kept, info = carry
+        states, step_info = chain_step(jax.random.split(keys[t], n_chains), states)
+        info = jax.tree.map(lambda buf, x: buf.at[t].set(x), info, step_info)
+        done = t + 1 - config.n_warmup  # transitions after warmup, this one included
+        slot = jnp.where((done > 0) & (done % config.thinning == 0),
+                         done // config.thinning - 1, n_draws)  # out of range: dropped
+        kept = kept.at[slot].set(states.z, mode="drop")
+        return states, kept, info
+
+    carry = _constrain(jax.lax.fori_loop(start, stop, transition, (states, kept, info)), chains)
+    t = jnp.arange(n_iter)[:, None]
+    phase_start = jnp.where(stop > config.n_warmup, config.n_warmup, 0)
+    in_phase = (t >= phase_start) & (t < stop)
+    divergences = jnp.sum(carry[2].diverging & in_phase, axis=0)
+    return carry, (carry[0].adapt_state.step_size, divergences)
+
+
+def _sample(model, data: Data, config: NUTSConfig, rng_key, positions, template,
+            progress=None, chains=None):
+    """Warm up and sample all chains.
 
     ``positions``: raveled starts, ``(n_chains, n_params)``; ``template``: one
     parameter pytree (its structure and shapes give the unravelling).
     Returns the kept positions ``(n_chains, n_draws, n_params)``, the
     :class:`NUTSInfo` of every transition (leading axes: transition, chain;
-    warmup first) and the final states. Warmup and sampling are one
-    ``lax.scan`` (numpyro's kernel switches adaptation off by itself after
-    ``n_warmup`` transitions), so the kernel is compiled once, not twice.
+    warmup first) and the final states. Without ``progress`` the transitions
+    run in one call; with a :class:`_Progress`, in the segments between its
+    checkpoints, each reported to it as it ends (the same compiled program and
+    the same draws). ``chains``: the sharding of the chain axis, or None.
     """
-    _, unravel = ravel_pytree(template)
-    kernels = hmc(potential_fn=_potential(model, data, unravel), algo="NUTS")
-    key_init, key_steps = jax.random.split(rng_key)
-    n_chains, n_draws = config.n_chains, config.n_draws
-    n_iter = config.n_warmup + n_draws * config.thinning
-    states = _over_chains(partial(init, kernels=kernels, config=config), n_chains)(
-        jax.random.split(key_init, n_chains), positions
-    )
-    chain_step = _over_chains(partial(step, kernels=kernels), n_chains)
-    kept = jnp.zeros((n_draws, *positions.shape), positions.dtype)
+    carry = _start(model, data, config, rng_key, positions, template, chains)
+    n_iter = config.n_warmup + config.n_draws * config.thinning
+    start = 0
+    for stop in [n_iter] if progress is None else progress.checkpoints:
+        carry, (step_size, divergences) = _transitions(model, data, config, rng_key, positions,
+                                                       template, carry, start, stop, chains)
+        if progress is not None:
+            progress.report(stop, np.asarray(step_size), np.asarray(divergences))
+        start = stop
+    states, kept, info = carry
+    return np.swapaxes(jax.device_get(kept), 0, 1), info, states
 
-    def transition(carry, xs):
-        states, kept = carry
-        key, t = xs
-        states, info = chain_step(jax.random.split(key, n_chains), states)
-        done = t + 1 - config.n_warmup  # transitions after warmup, this one included
-        slot = jnp.where((done > 0) & (done % config.thinning == 0),
-                         done // config.thinning - 1, n_draws)  # out of range: dropped
-        kept = kept.at[slot].set(states.z, mode="drop")
-        return (states, kept), info
 
-    (states, kept), info = jax.lax.scan(
-        transition, (states, kept), (jax.random.split(key_steps, n_iter), jnp.arange(n_iter))
-    )
-    return jnp.swapaxes(kept, 0, 1), info, states
+class _Progress:
+    """``verbose``: one line at about every 10% of warmup and of sampling.
+
+    The chains report each checkpoint (a transition count) as they pass it,
+    all at once (vectorized) or one by one (parallel); a line is printed when
+    every chain has passed it, with every chain's step size and divergences at
+    that point. The time left is the mean time per transition since the first
+    line (compiling is behind it) times the transitions left.
+    """
+
+    def __init__(self, config: NUTSConfig, n_chains: int):
+        self.n_warmup = config.n_warmup
+        self.n_sampling = config.n_draws * config.thinning
+        self.n_chains = n_chains
+        warmup = [round(self.n_warmup * j / 10) for j in range(1, 11)]
+        sampling = [self.n_warmup + round(self.n_sampling * j / 10) for j in range(1, 11)]
+        self.checkpoints = sorted({c for c in warmup + sampling if c > 0})
+        self._reported = {c: [] for c in self.checkpoints}
+        self._began = time.perf_counter()
+        self._first = None  # (time, transitions) at the first line: compiling is behind
+
+    def report(self, checkpoint, step_size, divergences):
+        """Chains (``len(step_size)`` of them) have run ``checkpoint`` transitions."""
+        reported = self._reported[checkpoint]
+        reported.append((step_size, divergences))
+        if sum(len(s) for s, _ in reported) == self.n_chains:
+            self._print(checkpoint, np.concatenate([s for s, _ in reported]),
+                        int(sum(np.sum(d) for _, d in reported)))
+
+    def _print(self, done, step_size, divergences):
+        now = time.perf_counter()
+        warmup = done <= self.n_warmup
+        phase, count, total = (("warmup", done, self.n_warmup) if warmup else
+                               ("sampling", done - self.n_warmup, self.n_sampling))
+        left = ""
+        if self._first is None:
+            self._first = (now, done)
+        elif done > self._first[1]:  # the mean time per transition since the first line
+            per = (now - self._first[0]) / (done - self._first[1])
+            left = f", about {per * (self.n_warmup + self.n_sampling - done):.0f} s left"
+        low, high = float(np.min(step_size)), float(np.max(step_size))
+        sizes = f"step size {low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else \
+            f"step sizes {low:.3g} to {high:.3g}"
+        diverged = f"{divergences} divergence" + ("" if divergences == 1 else "s")
+        print(f"NUTS {phase}: {count}/{total} transitions ({100 * count / total:.0f}%), "
+              f"{now - self._began:.1f} s elapsed{left}, {sizes}, {diverged}", flush=True)
 
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized")
@@ -226,7 +366,7 @@ def _resolve_chain_method(chain_method: str, n_chains: int) -> str:
 
 
 def _run_chains(model, data: Data, config: NUTSConfig, rng_key, positions, template,
-                chain_method: str):
+                chain_method: str, verbose=0):
     """All chains' draws ``(n_chains, n_draws, n_params)`` and info ``(transitions, n_chains)``.
 
     ``"vectorized"``: one program, the chains vmapped, the chain axis sharded
@@ -234,31 +374,55 @@ def _run_chains(model, data: Data, config: NUTSConfig, rng_key, positions, templ
     ``split(rng_key, n_chains)[i]``), on device ``i % n_devices``, launched from
     its own thread (at most one per CPU core); each chain's draws depend only
     on its key and start, so the result does not depend on the scheduling.
-    Returns ``(draws, info, n_devices)``.
+    With ``verbose`` the chains run in segments and report progress (the same
+    draws). Returns ``(draws, info, n_devices)``.
     """
     n_chains = config.n_chains
+    progress = _Progress(config, n_chains) if verbose else None
     if chain_method == "vectorized":
         chains, replicated = chain_sharding(n_chains)
         if chains is not None:
             positions = jax.device_put(positions, chains)
             data = jax.device_put(data, replicated)
-        draws, info, _ = _sample(model, data, config, rng_key, positions, template)
+        draws, info, _ = _sample(model, data, config, rng_key, positions, template, progress,
+                                 chains)
         return draws, info, 1 if chains is None else len(chains.mesh.devices.flat)
 
     one_chain = config.replace(n_chains=1)
     keys = jax.random.split(rng_key, n_chains)
     devices = jax.devices()[: min(n_chains, jax.device_count())]
+    on_device = {d: jax.device_put(data, d) for d in devices}
+    stops = [config.n_warmup + config.n_draws * config.thinning] if progress is None \
+        else progress.checkpoints
+    carries = [None] * n_chains
 
-    def chain(i):
+    def segment(i, k):
+        """Chain ``i``'s transitions up to ``stops[k]``, on its device, in a worker thread."""
         device = devices[i % len(devices)]
-        args = jax.device_put((data, keys[i], positions[i:i + 1]), device)
-        draws, info, _ = _sample(model, args[0], one_chain, args[1], args[2], template)
-        return jax.device_get((draws, info))
+        args = (model, on_device[device], one_chain,
+                *jax.device_put((keys[i], positions[i:i + 1]), device), template)
+        if k == 0:
+            carries[i] = _start(*args)
+        carries[i], (step_size, divergences) = _transitions(
+            *args, carries[i], stops[k - 1] if k else 0, stops[k])
+        return i, k, np.asarray(step_size), np.asarray(divergences)  # waits for the device
 
+    # the main thread queues each chain's next segment as its last one ends: the
+    # chains take turns on the workers (fewer than the chains on a small CPU), so
+    # all of them pass each checkpoint at about the same time
     with ThreadPoolExecutor(max_workers=min(n_chains, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(chain, range(n_chains)))
-    draws = np.concatenate([r[0] for r in results], axis=0)
-    info = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *[r[1] for r in results])
+        pending = {pool.submit(segment, i, 0) for i in range(n_chains)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                i, k, step_size, divergences = future.result()
+                if progress is not None:
+                    progress.report(stops[k], step_size, divergences)
+                if k + 1 < len(stops):
+                    pending.add(pool.submit(segment, i, k + 1))
+    kept, info = zip(*jax.device_get([(kept, info) for _, kept, info in carries]))
+    draws = np.concatenate([np.swapaxes(x, 0, 1) for x in kept], axis=0)
+    info = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *info)
     return draws, info, len(devices)
 
 
@@ -404,7 +568,7 @@ def run(model, data: Data, config: NUTSConfig, key, *, training: Training, init=
         positions = _ravel_chains(starts)
 
     draws, info, n_devices = _run_chains(model, data, config, key_sample, positions, template,
-                                         chain_method)
+                                         chain_method, verbose=training.verbose)
     draws = np.asarray(jax.device_get(draws))
     check_finite(draws, strategy="nuts", advice=(
         "Raise target_accept_prob, raise alpha, or scale the inputs (e.g. with StandardScaler)."
@@ -508,6 +672,12 @@ class NUTS(BaseStrategy):
     posterior per data point after every transition (mean over chains), warmup
     included, and ``n_iter_`` counts transitions.
 
+    With the estimator's ``verbose``, a line at about every tenth of warmup and
+    of sampling gives the transitions done (by every chain), the time elapsed
+    and an estimate of the time the rest of the run takes, the step sizes and
+    the divergences so far in that phase; a summary of the diagnostics follows. The draws are the
+    same as without ``verbose``.
+
     Diagnostics are in the estimator's ``diagnostics_``: ``rhat`` and ``ess``
     (per parameter, shaped like the parameters), ``max_rhat``, ``min_ess`` (and
     the parameter they belong to), ``n_divergences``, ``divergences_per_chain``,
@@ -537,6 +707,11 @@ class NUTS(BaseStrategy):
     """
 
     name = "nuts"
+    streaming_refusal = (
+        "NUTS needs every row at each step (its trajectories use the full-data "
+        "gradient), so it cannot update on one batch at a time. Fit on all rows, or use "
+        "inference='vi' (the posterior becomes the next prior) or 'psgld' for streams"
+    )
 
     #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
     fitted_diagnostics = ("rhat", "ess", "max_rhat", "min_ess", "n_divergences", "step_size",

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
@@ -299,7 +301,73 @@ def test_verbose_reports_the_run_and_no_warmup_is_allowed(capsys):
         clf.fit(X, y)
     out = capsys.readouterr().out
     assert "2 chains x (0 warmup + 5 sampling)" in out and "max R-hat" in out
+    assert "NUTS warmup" not in out and "NUTS sampling: 5/5 transitions (100%)" in out
     assert clf.n_iter_ == 5
+
+
+def _small_iris_fit(verbose, chain_method):
+    X, y = load_iris(return_X_y=True)
+    rows = np.random.RandomState(0).permutation(len(X))[:40]
+    clf = BayesianMLPClassifier((3,), max_iter=20, random_state=0, verbose=verbose,
+                                inference=NUTS(n_chains=2, n_warmup=20, n_draws=20,
+                                               chain_method=chain_method))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return clf.fit(X[rows], y[rows])
+
+
+_PROGRESS = re.compile(
+    r"NUTS (warmup|sampling): (\d+)/20 transitions \(\d+%\), [\d.]+ s elapsed"
+    r"(, about \d+ s left)?, step sizes? [\d.e+-]+( to [\d.e+-]+)?, \d+ divergences?"
+)
+
+
+@pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
+def test_verbose_prints_warmup_and_sampling_progress_while_running(chain_method, capsys,
+                                                                   monkeypatch):
+    # a line at every tenth of warmup, then of sampling, then the summary; each
+    # printed between compiled segments, while the chains still have transitions to run
+    from skbnn.inference import nuts
+
+    segments, printed = [], []
+    transitions, print_line = nuts._transitions, nuts._Progress._print
+
+    def spy_transitions(*args, **kwargs):
+        segments.append(args)
+        return transitions(*args, **kwargs)
+
+    def spy_print(self, done, *args):
+        printed.append((done, len(segments)))
+        return print_line(self, done, *args)
+
+    monkeypatch.setattr(nuts, "_transitions", spy_transitions)
+    monkeypatch.setattr(nuts._Progress, "_print", spy_print)
+    _small_iris_fit(1, chain_method)
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines()
+             if line.startswith(("NUTS warmup", "NUTS sampling"))]
+    matches = [_PROGRESS.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    for phase in ("warmup", "sampling"):
+        counts = [int(m[2]) for m in matches if m[1] == phase]
+        assert counts == list(range(2, 21, 2))  # increasing, ending at n_warmup / n_draws
+    assert out.index("NUTS warmup: 20/20") < out.index("NUTS sampling: 2/20")
+    assert out.index("NUTS sampling: 20/20") < out.index("NUTS: 2 chains x (20 warmup")
+    assert [done for done, _ in printed] == list(range(2, 41, 2))
+    assert all(n_started < len(segments) for _, n_started in printed[:-1])
+
+
+@pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
+def test_verbose_prints_nothing_when_off_and_never_changes_the_draws(chain_method, capsys):
+    quiet = _small_iris_fit(0, chain_method)
+    assert capsys.readouterr().out == ""
+    loud = _small_iris_fit(1, chain_method)
+    assert "NUTS sampling: 20/20" in capsys.readouterr().out
+    for a, b in zip(jax.tree.leaves(quiet.posterior_.draws),
+                    jax.tree.leaves(loud.posterior_.draws), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(quiet.loss_curve_, loud.loss_curve_)
+    assert quiet.diagnostics_["n_grad_evals"] == loud.diagnostics_["n_grad_evals"]
 
 
 def test_refit_with_another_strategy_drops_the_nuts_diagnostics():
