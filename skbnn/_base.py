@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -30,6 +32,7 @@ from .likelihoods import (
     Gaussian,
     HeteroscedasticGaussian,
     MultilabelBernoulli,
+    Poisson,
 )
 from .model import Model
 from .posterior import rows_per_chunk
@@ -68,7 +71,9 @@ class PredictiveUncertainty(NamedTuple):
     Regressors (in units of ``y``, shape ``(n_samples,)`` or
     ``(n_samples, n_outputs)``): ``total`` is the predictive standard deviation,
     ``aleatoric`` the noise part ``sqrt(E[sigma^2])``, ``epistemic`` the spread of
-    the per-draw means; ``total**2 == aleatoric**2 + epistemic**2``.
+    the per-draw means; ``total**2 == aleatoric**2 + epistemic**2``. With
+    ``loss="poisson"`` a draw's mean is its rate and its ``sigma^2`` the rate, so
+    ``aleatoric**2 = E[rate]`` and ``epistemic**2 = Var[rate]`` over draws.
     """
 
     total: np.ndarray
@@ -153,9 +158,11 @@ class BaseBayesianNetwork(BaseEstimator):
         return X.shape[1:]
 
     def _prepare_inputs(self, X):
-        """Turn validated 2-D ``X`` into the network's input array."""
+        """Turn validated 2-D ``X`` into the network's input array. Sparse ``X`` stays
+        sparse (CSR): training keeps its non-zeros on the device and prediction
+        densifies a chunk of rows at a time."""
         if sp.issparse(X):
-            X = X.toarray()
+            return sp.csr_matrix(X, dtype=_float_dtype())
         return np.asarray(X, dtype=_float_dtype())
 
     def _chunk_size(self, input_shape):
@@ -181,7 +188,10 @@ class BaseBayesianNetwork(BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training inputs. Sparse inputs are densified.
+            Training inputs. A sparse matrix is not densified whole: its
+            non-zeros go to the device, and each minibatch is densified as
+            the network takes it (memory ``n_samples`` times the most
+            non-zeros of a row).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target labels (classification) or values (regression).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -193,35 +203,51 @@ class BaseBayesianNetwork(BaseEstimator):
         self : object
             The fitted estimator.
         """
+        return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+        """``fit``, or with ``incremental`` one ``partial_fit`` step (see there)."""
         release_compiled_programs()  # see skbnn/utils/_compile.py
-        warm = bool(self.warm_start) and hasattr(self, "posterior_")
+        fitted = hasattr(self, "posterior_")
+        strategy = resolve_inference(self.inference)
+        if incremental:
+            mode = self._check_streaming(strategy, fitted)
+            warm = fitted
+        else:
+            warm = bool(self.warm_start) and fitted
         X, y = validate_data(
             self, X, y, reset=not warm, accept_sparse=["csr", "csc"], multi_output=True,
             y_numeric=not is_classifier(self), dtype=(np.float64, np.float32),
-            ensure_min_samples=2,
+            ensure_min_samples=1 if incremental else 2,
         )
         self._hidden_layer_sizes()  # fail early on a bad architecture
         X = self._prepare_inputs(X)
         sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-        y_enc, likelihood = self._encode_targets(y, sample_weight, warm)
-        strategy = resolve_inference(self.inference)
-        model = Model(
-            self._network(likelihood.n_network_outputs), likelihood,
-            GaussianPrior(np.asarray(self.alpha, dtype=_float_dtype())),
-        )
+        y_enc, likelihood = self._encode_targets(
+            y, sample_weight, warm, **self._target_options(incremental, classes, fitted))
+        prior = GaussianPrior(np.asarray(self.alpha, dtype=_float_dtype()))
+        if incremental and fitted and mode == "prior":
+            prior = self._posterior_as_prior()
+        model = Model(self._network(likelihood.n_network_outputs), likelihood, prior)
 
         rng = check_random_state(self.random_state)
+        if incremental and fitted:  # another batch: other minibatch orders and draws
+            rng = np.random.RandomState(rng.randint(np.iinfo(np.int32).max) + self.n_iter_)
         key = jax.random.key(int(rng.randint(np.iinfo(np.int32).max)))
-        train, validation = self._split_validation(X, y_enc, sample_weight, rng)
+        # as scikit-learn's MLP, partial_fit does not hold rows back for early stopping
+        train, validation = ((X, y_enc, sample_weight), None) if incremental else \
+            self._split_validation(X, y_enc, sample_weight, rng)
         n_train = train[0].shape[0]
+        seen = (int(getattr(self, "n_samples_seen_", 0)) if incremental and fitted else 0) \
+            + n_train
         training = Training(
-            max_iter=int(self.max_iter),
+            max_iter=1 if incremental and mode == "epoch" else int(self.max_iter),
             batch_size=self._batch_size(n_train),
             learning_rate=float(self.learning_rate_init),
             shuffle=bool(self.shuffle),
             tol=float(self.tol),
             n_iter_no_change=int(self.n_iter_no_change),
-            early_stopping=bool(self.early_stopping),
+            early_stopping=bool(self.early_stopping) and not incremental,
             verbose=int(self.verbose),
             validation_fraction=float(self.validation_fraction),
             optimizer=Optimizer(
@@ -230,14 +256,57 @@ class BaseBayesianNetwork(BaseEstimator):
                 nesterovs_momentum=bool(self.nesterovs_momentum), beta_1=float(self.beta_1),
                 beta_2=float(self.beta_2), epsilon=float(self.epsilon),
                 max_fun=int(self.max_fun)),
+            data_size=float(seen) if incremental and fitted and mode == "rows_seen" else None,
         )
         init_params = self._warm_start_params(model, X) if warm else None
-        result = strategy.run(
-            model, device_data(*train), key, training=training, init_params=init_params,
-            validation=None if validation is None else device_data(*validation),
-        )
+        with warnings.catch_warnings():
+            if incremental and mode == "epoch":
+                # one epoch by design, as MLP's partial_fit: not a convergence problem
+                warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            result = strategy.run(
+                model, device_data(*train), key, training=training, init_params=init_params,
+                validation=None if validation is None else device_data(*validation),
+            )
         self._store_fit(result, model, strategy, n_train, X, warm=warm)
+        self.n_samples_seen_ = seen
         return self
+
+    def _target_options(self, incremental, classes, fitted):
+        """Keyword arguments of ``_encode_targets`` for a ``partial_fit`` step."""
+        return {}
+
+    def _check_streaming(self, strategy, fitted):
+        """The strategy's ``streaming`` mode, or a clear error where partial_fit cannot go on."""
+        name = getattr(strategy, "name", None) or type(strategy).__name__
+        mode = getattr(strategy, "streaming", None)
+        if mode not in ("epoch", "prior", "rows_seen"):
+            reason = getattr(strategy, "streaming_refusal", "it declares no streaming mode")
+            raise ValueError(f"partial_fit is not available with inference={name!r}: {reason}.")
+        previous = getattr(getattr(self, "inference_", None), "name", None)
+        if fitted and previous != name:
+            raise ValueError(
+                f"partial_fit continues the previous fit, which used inference={previous!r}, "
+                f"but inference is now {name!r}. Call fit to start again with {name!r}."
+            )
+        return mode
+
+    def _posterior_as_prior(self):
+        """The fitted Gaussian posterior of the network's parameters, as a prior: each
+        parameter's posterior mean and marginal variance (``partial_fit``, "prior" mode)."""
+        posterior = self.posterior_
+        if not hasattr(posterior, "marginal_variance") or getattr(posterior, "subset", ()):
+            raise ValueError(
+                "partial_fit needs the previous posterior of every network parameter as a "
+                f"Gaussian, but it is a {type(posterior).__name__}"
+                + (" over a subset of the weights" if getattr(posterior, "subset", ()) else "")
+                + ". Call fit to start again.")
+        dtype = _float_dtype()
+        mean = jax.tree.map(lambda x: np.asarray(x, dtype), posterior.mean["network"])
+        variance = posterior.marginal_variance()["network"]
+        tiny = np.finfo(dtype).tiny
+        alpha = jax.tree.map(lambda v: (1.0 / np.maximum(np.asarray(v, dtype), tiny)).astype(dtype),
+                             variance)
+        return GaussianPrior(alpha, mean)
 
     def _split_validation(self, X, y, sample_weight, rng):
         if not self.early_stopping:
@@ -298,7 +367,7 @@ class BaseBayesianNetwork(BaseEstimator):
         layers = [mean["network"][name] for name in network.layer_names]
         coefs = [np.asarray(layer["kernel"]) for layer in layers]
         intercepts = [np.asarray(layer["bias"]) for layer in layers]
-        coefs, intercepts = self._output_units(coefs, intercepts)
+        coefs, intercepts = self._output_units(coefs, intercepts, model)
 
         self.model_ = jax.device_get(model)
         # a refit with another strategy must not keep the last one's diagnostics
@@ -325,7 +394,7 @@ class BaseBayesianNetwork(BaseEstimator):
             setattr(self, f"{name}_", self.diagnostics_[name])
         self.posterior_ = posterior
 
-    def _output_units(self, coefs, intercepts):
+    def _output_units(self, coefs, intercepts, model):
         """Hook: regressors fold their target scaling into the last layer."""
         return coefs, intercepts
 
@@ -474,6 +543,24 @@ class BaseBayesianNetwork(BaseEstimator):
             raise TypeError(f"{path!s} holds a {type(est).__name__}, not a {cls.__name__}.")
         return est
 
+    def _check_partial_fit_available(self):
+        """``partial_fit`` exists where it can run: as in scikit-learn's MLP, not with
+        ``solver="lbfgs"``, and not with a strategy that cannot stream (NUTS,
+        Laplace); the ``AttributeError`` says why."""
+        if self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. lbfgs is not "
+                "stochastic.")
+        strategy = self.inference
+        if isinstance(strategy, str):
+            strategy = STRATEGIES.get(strategy)
+        if strategy is not None and getattr(strategy, "streaming", None) is None:
+            name = getattr(strategy, "name", None) or type(strategy).__name__
+            reason = getattr(strategy, "streaming_refusal", "it declares no streaming mode")
+            raise AttributeError(f"partial_fit is not available with inference={name!r}: "
+                                 f"{reason}.")
+        return True
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -484,7 +571,56 @@ class BaseBayesianNetwork(BaseEstimator):
 class BayesianClassifierMixin(ClassifierMixin):
     """Targets, predictive reductions and tags of the skbnn classifiers."""
 
-    def _encode_targets(self, y, sample_weight, warm):
+    @available_if(lambda est: est._check_partial_fit_available())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the posterior with the rows ``(X, y)``: one step of a stream.
+
+        What a step does depends on the strategy (``inference``):
+
+        - ``"vi"``: Bayesian updating. The previous variational posterior (a
+          Gaussian: each weight's mean and variance) is the prior of a VI fit
+          on these rows, for ``max_iter`` epochs; each row counts once, so
+          giving the same rows twice counts them twice.
+        - ``"psgld"``: the chains continue from their last draws on these
+          rows, whose likelihood is scaled to all the rows seen so far
+          (``n_samples_seen_``): the target is the posterior given that
+          many rows like these, as SGLD's minibatch gradient assumes.
+        - ``"map"``, ``"ensemble"``: one epoch over these rows from the
+          current weights, as ``MLPClassifier.partial_fit`` does (a point
+          estimate has no posterior to carry).
+        - ``"nuts"``, ``"laplace"``: not available (``ValueError`` says why).
+
+        As in scikit-learn's MLP, ``early_stopping`` does not apply, and
+        ``solver="lbfgs"`` has no ``partial_fit``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels, or a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the rows.
+        classes : array of shape (n_classes,), default=None
+            Every class of the stream; required on the first call (except
+            for multilabel targets), ignored after it. ``y`` need not hold
+            all of them.
+
+        Returns
+        -------
+        self : object
+        """
+        if not hasattr(self, "posterior_") and classes is None:
+            if type_of_target(y, input_name="y") != "multilabel-indicator":
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _target_options(self, incremental, classes, fitted):
+        if not incremental:
+            return {}
+        return {"classes": self.classes_ if fitted and classes is None else classes}
+
+    def _encode_targets(self, y, sample_weight, warm, *, classes=None):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -498,6 +634,8 @@ class BayesianClassifierMixin(ClassifierMixin):
             )
         if warm and self._multilabel:
             raise ValueError("warm_start needs multilabel targets, as in the previous fit.")
+        if classes is not None:  # partial_fit: the classes of the whole stream
+            return self._encode_stream_labels(y, classes)
         classes = np.unique(y)
         if classes.size < 2:
             raise ValueError(
@@ -510,6 +648,22 @@ class BayesianClassifierMixin(ClassifierMixin):
                 "previous call to fit. Previously got "
                 f"{self.classes_}, `y` has {classes}."
             )
+        self.classes_ = classes
+        likelihood = Bernoulli() if classes.size == 2 else Categorical(int(classes.size))
+        return np.searchsorted(classes, y).astype(np.int32), likelihood
+
+    def _encode_stream_labels(self, y, classes):
+        """``partial_fit``'s labels: ``y`` may hold any of ``classes``, all of the stream."""
+        classes = np.unique(np.asarray(classes))
+        if hasattr(self, "classes_") and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"`classes={classes}` is not the same as on the first call to partial_fit, "
+                f"which was {self.classes_}.")
+        if classes.size < 2:
+            raise ValueError(f"classes must hold at least 2 classes, got {classes}.")
+        unknown = np.setdiff1d(np.unique(y), classes)
+        if unknown.size:
+            raise ValueError(f"`y` has classes not in `classes` ({classes}): {unknown}.")
         self.classes_ = classes
         likelihood = Bernoulli() if classes.size == 2 else Categorical(int(classes.size))
         return np.searchsorted(classes, y).astype(np.int32), likelihood
@@ -613,13 +767,47 @@ class BayesianClassifierMixin(ClassifierMixin):
 class BayesianRegressorMixin(RegressorMixin):
     """Targets, predictive reductions and tags of the skbnn regressors."""
 
-    def _encode_targets(self, y, sample_weight, warm):
-        if getattr(self, "loss", "squared_error") != "squared_error":
-            raise ValueError(
-                f"loss={self.loss!r} is not available yet: skbnn's regressors have Gaussian "
-                "likelihoods only (loss='squared_error', with noise_std='learn', "
-                "'heteroscedastic' or fixed)."
-            )
+    @available_if(lambda est: est._check_partial_fit_available())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the posterior with the rows ``(X, y)``: one step of a stream.
+
+        What a step does depends on the strategy (``inference``):
+
+        - ``"vi"``: Bayesian updating. The previous variational posterior (a
+          Gaussian: each weight's mean and variance) is the prior of a VI fit
+          on these rows, for ``max_iter`` epochs; each row counts once, so
+          giving the same rows twice counts them twice.
+        - ``"psgld"``: the chains continue from their last draws on these
+          rows, whose likelihood is scaled to all the rows seen so far
+          (``n_samples_seen_``): the target is the posterior given that
+          many rows like these, as SGLD's minibatch gradient assumes.
+        - ``"map"``, ``"ensemble"``: one epoch over these rows from the
+          current weights, as ``MLPRegressor.partial_fit`` does (a point
+          estimate has no posterior to carry).
+        - ``"nuts"``, ``"laplace"``: not available (``ValueError`` says why).
+
+        The target scaling of ``normalize_y`` is set on the first call and
+        kept after it. As in scikit-learn's MLP, ``early_stopping`` does not
+        apply, and ``solver="lbfgs"`` has no ``partial_fit``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the rows.
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _target_options(self, incremental, classes, fitted):
+        return {"keep_scaling": incremental and fitted}
+
+    def _encode_targets(self, y, sample_weight, warm, *, keep_scaling=False):
         y = np.asarray(y, dtype=np.float64)
         y2 = y.reshape(y.shape[0], -1)
         n_outputs = y2.shape[1]
@@ -628,7 +816,15 @@ class BayesianRegressorMixin(RegressorMixin):
                 f"warm_start needs the same number of outputs as the previous fit "
                 f"({self.n_outputs_}), got {n_outputs}."
             )
-        if self.normalize_y:
+        if keep_scaling and n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"partial_fit needs the number of outputs of the first call "
+                f"({self.n_outputs_}), got {n_outputs}.")
+        if getattr(self, "loss", "squared_error") == "poisson":
+            return self._encode_counts(y2, sample_weight, keep_scaling)
+        if keep_scaling:  # partial_fit after the first call: the first call's units
+            mean, scale = self._y_mean, self._y_scale
+        elif self.normalize_y:
             # weighted moments: a row of weight k counts as k copies
             w = sample_weight / sample_weight.sum()
             mean = w @ y2
@@ -652,15 +848,50 @@ class BayesianRegressorMixin(RegressorMixin):
                                   noise_prior_scale=np.asarray(0.5, dtype=dtype))
         return (y2 - mean) / scale, likelihood
 
-    def _output_units(self, coefs, intercepts):
-        coefs[-1] = coefs[-1] * self._y_scale.astype(coefs[-1].dtype)
-        intercepts[-1] = (intercepts[-1] * self._y_scale + self._y_mean).astype(intercepts[-1].dtype)
+    def _encode_counts(self, y2, sample_weight, keep_scaling=False):
+        """``loss="poisson"``: ``y`` as given (scaling counts would change their
+        likelihood), with the log of the weighted mean count as the log-rate offset
+        when ``normalize_y`` (the prior then centres on the constant model)."""
+        if np.any(y2 < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for Poisson regression."
+            )
+        if self.noise_std != "learn":
+            raise ValueError(
+                f"noise_std={self.noise_std!r} applies to loss='squared_error' only: a "
+                "Poisson's variance is its mean. Leave noise_std at 'learn' with "
+                "loss='poisson'."
+            )
+        n_outputs = y2.shape[1]
+        self._y_mean = np.zeros(n_outputs)
+        self._y_scale = np.ones(n_outputs)
+        offset = np.zeros(n_outputs)
+        if keep_scaling:  # partial_fit after the first call: the first call's offset
+            offset = np.asarray(self.model_.likelihood.offset)
+        elif self.normalize_y:
+            mean = (sample_weight / sample_weight.sum()) @ y2
+            offset = np.log(np.where(mean > 0, mean, 1.0))
+        dtype = _float_dtype()
+        return y2, Poisson(n_outputs, offset=np.asarray(offset, dtype=dtype))
+
+    def _output_units(self, coefs, intercepts, model):
+        """The mean outputs (the first ``n_outputs`` units; a heteroscedastic model's
+        noise units follow them and stay in the network's units) in units of ``y``."""
+        k = self._y_scale.shape[0]
+        coef, intercept = coefs[-1].copy(), intercepts[-1].copy()
+        coef[:, :k] = coef[:, :k] * self._y_scale.astype(coef.dtype)
+        # a Poisson's log-rate offset belongs to the last intercept, as the mean of y does
+        offset = np.asarray(getattr(model.likelihood, "offset", 0.0))
+        intercept[:k] = (intercept[:k] * self._y_scale + self._y_mean
+                         + offset).astype(intercept.dtype)
+        coefs[-1], intercepts[-1] = coef, intercept
         return coefs, intercepts
 
     def _store_fit(self, result, model, strategy, n_train, X=None, warm=False):
         super()._store_fit(result, model, strategy, n_train, warm=warm)
-        if isinstance(self.model_.likelihood, HeteroscedasticGaussian):
-            # the noise differs between inputs: its mean over (up to 1,000) training rows
+        if getattr(self.model_.likelihood, "noise", None) is None:
+            # the noise differs between inputs (heteroscedastic, Poisson): its mean over
+            # (up to 1,000) training rows
             rows = X[:1000]
             _, noise = self.posterior_.predict_draws(self.model_, rows,
                                                      chunk_size=self._chunk_size(rows.shape[1:]))
@@ -736,4 +967,5 @@ class BayesianRegressorMixin(RegressorMixin):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
+        tags.target_tags.positive_only = getattr(self, "loss", "squared_error") == "poisson"
         return tags

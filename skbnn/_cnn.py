@@ -267,6 +267,23 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         finally:
             del self._fit_images_shape
 
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the posterior with a batch of images: see
+        :meth:`BayesianMLPClassifier.partial_fit <skbnn.BayesianMLPClassifier.partial_fit>`.
+        The first call fixes ``image_shape_``."""
+        X, shape = _rows_and_shape(X)
+        if hasattr(self, "image_shape_") and hasattr(self, "posterior_"):
+            if shape is not None and shape != tuple(self.image_shape_):
+                raise ValueError(
+                    f"X holds images of shape {shape}, but {type(self).__name__} was fitted "
+                    f"on images of shape {tuple(self.image_shape_)}.")
+            return super().partial_fit(X, y, sample_weight, classes)
+        self._fit_images_shape = shape
+        try:
+            return super().partial_fit(X, y, sample_weight, classes)
+        finally:
+            del self._fit_images_shape
+
     def _prepare_inputs(self, X):
         X = super()._prepare_inputs(X)
         if hasattr(self, "_fit_images_shape"):

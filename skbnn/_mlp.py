@@ -59,8 +59,9 @@ _COMMON_PARAMETERS = """
 
     verbose : bool, default=False
         Print the loss of each epoch (and the step size and the number of
-        draws kept, for samplers), with an estimate of the time the
-        remaining epochs take.
+        draws kept, for pSGLD), with an estimate of the time the remaining
+        epochs take; NUTS prints its warmup and sampling progress (about
+        every 10% of each, with the time left, step sizes and divergences).
 
     warm_start : bool, default=False
         Start from where the previous fit ended (its last draws, or its mean).
@@ -156,6 +157,10 @@ _COMMON_ATTRIBUTES = """
     t_ : int
         Number of training rows seen (``n_iter_ * n_samples``).
 
+    n_samples_seen_ : int
+        Number of distinct rows the posterior is conditioned on: the
+        training rows of ``fit``, or all rows given to ``partial_fit`` so far.
+
     n_layers_ : int
         Number of layers, input and output included.
 
@@ -163,7 +168,8 @@ _COMMON_ATTRIBUTES = """
         Number of network outputs.
 
     out_activation_ : str
-        Output activation: 'logistic', 'softmax' or 'identity'.
+        Output activation: 'logistic', 'softmax', 'identity' or 'exp' (the
+        regressor with ``loss='poisson'``).
 
     diagnostics_ : dict
         What the strategy reports about its run (steps, thinning, devices, ...).
@@ -286,7 +292,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     __doc__ = f"""Bayesian multi-layer perceptron regressor.
 
     ``MLPRegressor`` with a posterior over its weights and a Gaussian noise
-    model: ``predict(X, return_std=True)`` gives the predictive mean and total
+    model (or, with ``loss='poisson'``, a Poisson one):
+    ``predict(X, return_std=True)`` gives the predictive mean and total
     standard deviation (as ``BayesianRidge``), ``predict_uncertainty`` splits
     that into noise and parameter parts.
 
@@ -311,15 +318,25 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
 
     loss : {'squared_error', 'poisson'}, default='squared_error'
         MLPRegressor's loss: 'squared_error' is the Gaussian likelihood above.
-        'poisson' (a Poisson likelihood with a log link) is not available
-        yet: it raises a ``ValueError`` at ``fit``.
+        'poisson' is a Poisson likelihood with a log link, for counts and
+        other non-negative targets: the network output is the log of the rate
+        (``out_activation_`` is 'exp'), ``predict`` gives the predictive mean
+        rate and ``return_std=True`` the predictive standard deviation, whose
+        square is ``E[rate] + Var[rate]`` over the posterior. ``y`` must be
+        non-negative and is not scaled: ``normalize_y`` instead offsets the
+        log-rate by the log of the mean of ``y``, so the prior is centred on
+        the constant model, and ``noise_std`` must stay 'learn'. Every
+        strategy works with it; Laplace's ``predictive="glm"`` gives the exact
+        mean and variance of the rate under the linearised network (a
+        lognormal).
 
     Attributes
     ----------
     noise_std_ : ndarray of shape (n_outputs,)
         Posterior mean of the noise standard deviation, in units of ``y``
         (with ``noise_std='heteroscedastic'``: its mean over up to 1,000
-        training rows).
+        training rows; with ``loss='poisson'``: the mean of ``sqrt(rate)`` over
+        them).
     {_COMMON_ATTRIBUTES}
     See Also
     --------
@@ -330,7 +347,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     Notes
     -----
     ``coefs_`` and ``intercepts_`` are in the units of ``y``: the last layer
-    includes the target scaling of ``normalize_y``.
+    includes the target scaling of ``normalize_y`` (with ``loss='poisson'``,
+    in units of the log-rate, the offset included).
 
     Examples
     --------

@@ -19,6 +19,10 @@ which likelihood it has:
   predictive of outputs ``N(mean, cov)`` (``cov``: ``(n, K, K)``), as the
   linearised Laplace posterior needs it.
 
+Regression likelihoods predict ``(mean, noise_std)`` per draw, so the
+estimators reduce them all alike; those whose noise does not depend on the
+input also have ``noise(lik_params)``.
+
 A likelihood's own parameters (the Gaussian noise scale) live in the model's
 parameter pytree under ``"likelihood"``, so every inference strategy infers
 them together with the network weights. Likelihoods are ``flax.struct``
@@ -32,10 +36,18 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.scipy.special import betaln, gammaln, xlogy
 
 from .utils._io import serializable
 
-__all__ = ["Bernoulli", "Categorical", "Gaussian", "HeteroscedasticGaussian", "MultilabelBernoulli"]
+__all__ = [
+    "Bernoulli",
+    "Categorical",
+    "Gaussian",
+    "HeteroscedasticGaussian",
+    "MultilabelBernoulli",
+    "Poisson",
+]
 
 
 def _log_mean_probability(probs, y):
@@ -350,6 +362,99 @@ class HeteroscedasticGaussian:
         k = self.n_outputs
         var = jnp.diagonal(cov, axis1=1, axis2=2)[:, :k]
         return mu, jnp.sqrt(jnp.square(sigma) + var)
+
+
+@serializable
+@struct.dataclass
+class Poisson:
+    """Poisson likelihood with a log link, one rate per output.
+
+    The rate is ``exp(f + offset)`` with ``f`` the network output, so
+    ``log p(y) = y (f + offset) - exp(f + offset) - lgamma(y + 1)`` per output
+    (``y`` need not be an integer: any ``y >= 0`` gives scikit-learn's Poisson
+    deviance up to a constant). ``offset`` (one per output, a pytree leaf) is
+    a fixed log-rate the network adds to: the regressor sets it to the log of
+    the mean count, so the prior on the last intercept is centred on the
+    constant model, as standardising ``y`` centres it for the Gaussian; it
+    changes no prediction of given parameters. No parameters of its own.
+
+    Per draw it predicts ``(rate, sqrt(rate))``, the Poisson's mean and
+    standard deviation, so the regressors' reductions give the variance of
+    the mixture over draws, ``E[rate] + Var[rate]``. The noise differs between
+    inputs, so, like :class:`HeteroscedasticGaussian`, it has no ``noise``.
+    """
+
+    n_outputs: int = struct.field(pytree_node=False)
+    offset: jax.Array = 0.0
+
+    name = "poisson"
+    out_activation = "exp"
+
+    @property
+    def n_network_outputs(self):
+        return self.n_outputs
+
+    def init(self):
+        return {}
+
+    def log_prior(self, lik_params):
+        return jnp.zeros(())
+
+    def log_rate(self, outputs):
+        """``f + offset``, shape ``(n_samples, n_outputs)``."""
+        return outputs + self.offset
+
+    def log_likelihood(self, lik_params, outputs, y):
+        """Per-row log-likelihood (the sum over outputs), shape ``(n_samples,)``."""
+        log_rate = self.log_rate(outputs)
+        return jnp.sum(y * log_rate - jnp.exp(log_rate) - gammaln(y + 1.0), axis=-1)
+
+    def predict(self, lik_params, outputs):
+        """``(rate, sqrt(rate))``, each of shape ``(n_samples, n_outputs)``."""
+        rate = jnp.exp(self.log_rate(outputs))
+        return rate, jnp.sqrt(rate)
+
+    def log_predictive_density(self, predictive, y):
+        """Per-row log density of ``y`` under the mixture of per-draw predictives.
+
+        ``predictive``: ``(mean, std)`` stacked over draws, each ``(n_draws,
+        n_samples, n_outputs)``. A draw whose variance is its mean (what
+        :meth:`predict` gives) is a Poisson; one whose variance exceeds its
+        mean (the closed form of :meth:`linearized_predictive`, a lognormal
+        mixture of Poissons) is given the density of the negative binomial
+        with the same mean and variance.
+        """
+        mean, std = (jnp.asarray(a) for a in predictive)
+        y = jnp.asarray(y)[None]
+        excess = jnp.square(std) - mean
+        overdispersed = (mean > 0) & (excess > 1e-4 * mean)
+        poisson = xlogy(y, mean) - mean - gammaln(y + 1.0)
+        # negative binomial of size r = mean^2 / excess; the binomial coefficient
+        # Gamma(y + r) / (Gamma(r) y!) = 1 / ((y + r) B(r, y + 1)), which betaln
+        # keeps accurate for the large r of a nearly Poisson draw
+        safe_mean = jnp.where(overdispersed, mean, 1.0)
+        r = jnp.square(safe_mean) / jnp.where(overdispersed, excess, 1.0)
+        negative_binomial = (-jnp.log(y + r) - betaln(r, y + 1.0) - r * jnp.log1p(safe_mean / r)
+                             + xlogy(y, safe_mean) - y * jnp.log(r + safe_mean))
+        logpmf = jnp.sum(jnp.where(overdispersed, negative_binomial, poisson), axis=-1)
+        return jax.nn.logsumexp(logpmf, axis=0) - math.log(logpmf.shape[0])
+
+    def score(self, lik_params, outputs, y):
+        """Coefficient of determination R² of the rate, averaged uniformly over outputs
+        (the score of ``MLPRegressor``)."""
+        return _r2(jnp.exp(self.log_rate(outputs)), y)
+
+    def hessian_factor(self, lik_params, outputs):
+        """``diag(sqrt(rate))``: the Hessian of ``exp(f) - y f`` in ``f`` is the rate."""
+        return jax.vmap(jnp.diag)(jnp.exp(0.5 * self.log_rate(outputs)))
+
+    def linearized_predictive(self, lik_params, mean, cov):
+        """``(mean, total_std)`` of the rate ``exp(f)`` with ``f`` Gaussian (lognormal):
+        ``E[rate] = exp(m + v/2)``, ``Var[rate] = (exp(v) - 1) E[rate]^2`` and
+        ``total_std**2 = E[rate] + Var[rate]``."""
+        var = jnp.diagonal(cov, axis1=1, axis2=2)
+        expected = jnp.exp(self.log_rate(mean) + 0.5 * var)
+        return expected, jnp.sqrt(expected + jnp.expm1(var) * jnp.square(expected))
 
 
 def _r2(outputs, y):

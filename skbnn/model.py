@@ -68,7 +68,8 @@ class Model:
     def predict(self, params, X) -> tuple:
         """The likelihood's predictive quantities for one parameter draw.
 
-        Categorical/Bernoulli: ``(probabilities,)``; Gaussian: ``(mean, noise_std)``.
+        Categorical/Bernoulli: ``(probabilities,)``; Gaussian: ``(mean, noise_std)``;
+        Poisson: ``(rate, sqrt(rate))``.
         """
         outputs = self.network.apply(params["network"], X)
         return self.likelihood.predict(params["likelihood"], outputs)

@@ -24,11 +24,13 @@ from typing import Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 from flax import struct
 
 from ._types import Params
 from .structures import STRUCTURES, dense_probe, get_structure, row_jacobians
 from .utils._io import serializable
+from .utils._sparse import SparseRows, densify
 from .utils._tree import get_path, set_path
 
 __all__ = [
@@ -252,7 +254,9 @@ class GaussianPosterior:
         ``f(x)`` and covariance ``J(x) Sigma J(x)^T``; classification returns
         ``(probabilities,)`` by the probit approximation
         ``softmax(f / sqrt(1 + pi/8 diag(cov)))`` (MacKay 1992), regression
-        ``(mean, total_std)`` with ``total_std**2 = noise**2 + diag(cov)``.
+        ``(mean, total_std)`` with ``total_std**2 = noise**2 + diag(cov)``
+        (a Poisson: the mean and standard deviation of its lognormal rate's
+        mixture; each likelihood's ``linearized_predictive``).
         """
         if self.predictive != "glm":
             return None
@@ -353,10 +357,14 @@ def _map_chunks(fn, X, chunk_size, *, row_axis):
     """``fn`` over rows of ``X`` in chunks of exactly ``chunk_size`` (the last one
     padded, so every row goes through one compiled program), outputs concatenated along
     ``row_axis``."""
-    X = np.asarray(X)
+    sparse = isinstance(X, SparseRows) or sp.issparse(X)
+    X = X if sparse else np.asarray(X)
     parts = []
     for start in range(0, X.shape[0], chunk_size):
         chunk = X[start : start + chunk_size]
+        if sparse:  # sparse rows are densified a chunk at a time
+            chunk = np.asarray(densify(chunk)) if isinstance(chunk, SparseRows) \
+                else chunk.toarray()
         n_valid = chunk.shape[0]
         if n_valid < chunk_size:
             pad = np.zeros((chunk_size - n_valid, *chunk.shape[1:]), dtype=chunk.dtype)

@@ -11,24 +11,57 @@ from .utils._io import serializable
 __all__ = ["GaussianPrior"]
 
 
+def _per_leaf(value, params):
+    """``value`` as a list with one entry per leaf of ``params``: a pytree like ``params``
+    gives its leaves, a scalar is repeated."""
+    leaves = jax.tree.leaves(params)
+    if jax.tree.structure(value).num_leaves == 1 and not isinstance(value, dict):
+        return [value] * len(leaves)
+    values = jax.tree.leaves(value)
+    if len(values) != len(leaves):
+        raise ValueError(
+            f"The prior has {len(values)} arrays where the network has {len(leaves)}.")
+    return values
+
+
 @serializable
 @struct.dataclass
 class GaussianPrior:
-    """Isotropic Gaussian prior ``N(0, 1/alpha)`` on every network parameter.
+    """Gaussian prior ``N(mean, 1/alpha)`` on every network parameter, independent.
 
-    ``alpha`` is the precision. The MAP objective then carries the penalty
+    ``alpha`` is the precision: one number (the estimators' ``alpha``) or a
+    pytree like the network's parameters (one precision per parameter);
+    ``mean`` is None (zero) or such a pytree. The estimators build the
+    isotropic ``N(0, 1/alpha)``. The MAP objective then carries the penalty
     ``alpha/2 * ||theta||^2``: exactly the L2 penalty of scikit-learn's
     ``MLPClassifier`` (whose per-sample loss divides it by ``n_samples``),
     except that the intercepts are penalised too, which a proper prior needs.
-    ``alpha`` is a pytree leaf, so fits with other values reuse the compiled
-    program.
+    ``partial_fit`` with ``inference="vi"`` builds the per-parameter form
+    from the previous variational posterior (its means and variances), so the
+    posterior after one batch is the prior for the next.
+
+    ``alpha`` and ``mean`` are pytree leaves, so fits with other values reuse
+    the compiled program.
     """
 
     alpha: jax.Array = 1.0
+    mean: object = None
+
+    def precisions(self, net_params):
+        """The precision of each leaf of ``net_params`` (a scalar or the leaf's shape)."""
+        return [jnp.asarray(a) for a in _per_leaf(self.alpha, net_params)]
+
+    def means(self, net_params):
+        """The mean of each leaf of ``net_params`` (0 or the leaf's shape)."""
+        if self.mean is None:
+            return [jnp.zeros((), jnp.result_type(float))] * len(jax.tree.leaves(net_params))
+        return [jnp.asarray(m) for m in _per_leaf(self.mean, net_params)]
 
     def log_prob(self, net_params):
-        leaves = jax.tree.leaves(net_params)
-        sq = sum(jnp.sum(jnp.square(x)) for x in leaves)
-        size = sum(x.size for x in leaves)
-        alpha = jnp.asarray(self.alpha)
-        return -0.5 * alpha * sq + 0.5 * size * (jnp.log(alpha) - math.log(2 * math.pi))
+        total = jnp.zeros((), jnp.result_type(float))
+        for x, a, m in zip(jax.tree.leaves(net_params), self.precisions(net_params),
+                           self.means(net_params)):
+            log_a = jnp.broadcast_to(jnp.log(a), x.shape)
+            total = total + (-0.5 * jnp.sum(a * jnp.square(x - m))
+                             + 0.5 * jnp.sum(log_a) - 0.5 * x.size * math.log(2 * math.pi))
+        return total

@@ -1,6 +1,7 @@
 """scikit-learn's estimator checks.
 
-- Each estimator as a user constructs it, with only ``hidden_layer_sizes`` and
+- Each estimator as a user constructs it, with only ``hidden_layer_sizes`` (and the
+  CNN's ``conv_channels``) and
   ``max_iter`` lowered for speed (as scikit-learn's own instance generator does
   for MLPClassifier): every check that MLPClassifier / MLPRegressor passes at
   the same settings must pass; a check that MLP fails too is skipped with that
@@ -28,6 +29,8 @@ from skbnn.inference import NUTS, PSGLD, VI, Laplace
 
 #: What the default instances lower, and nothing else.
 LOWERED = dict(hidden_layer_sizes=(16,), max_iter=20)
+#: The CNN also lowers its convolution widths, as hidden_layer_sizes is lowered.
+CNN_LOWERED = dict(LOWERED, conv_channels=(4,))
 #: The other strategies' instances: small budgets.
 FAST = dict(hidden_layer_sizes=(16,), max_iter=50, learning_rate_init=0.01, random_state=0)
 
@@ -76,7 +79,7 @@ def _default_instances():
     yield BayesianMLPClassifier(**LOWERED), MLPClassifier(**LOWERED)
     yield BayesianMLPRegressor(**LOWERED), MLPRegressor(**LOWERED)
     # the CNN reads the checks' tabular rows as square or (1, n_features) images
-    yield BayesianCNNClassifier(**LOWERED), MLPClassifier(**LOWERED)
+    yield BayesianCNNClassifier(**CNN_LOWERED), MLPClassifier(**LOWERED)
 
 
 def _core_instances():

@@ -376,3 +376,20 @@ def test_batch_size_larger_than_data_is_clipped_with_warning():
     with pytest.warns(UserWarning, match="clipped"):
         clf = BayesianMLPClassifier((4,), inference="map", batch_size=1000, max_iter=2).fit(X, y)
     assert clf.n_iter_ == 2
+
+
+def test_heteroscedastic_multioutput_coefs_reproduce_the_predicted_mean():
+    # the mean units come first in the last layer, the noise units after them: only the
+    # mean units take the target scaling, so coefs_ give predict's means (MAP: one draw)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    Y = np.c_[10.0 * X[:, 0] + 5.0, X[:, 1] + np.abs(X[:, 2]) * rng.normal(size=200)]
+    reg = BayesianMLPRegressor((16,), noise_std="heteroscedastic", inference="map",
+                               activation="tanh", max_iter=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, Y)
+    assert reg.coefs_[-1].shape == (16, 4) and reg.noise_std_.shape == (2,)
+    hidden = np.tanh(X[:5] @ reg.coefs_[0] + reg.intercepts_[0])
+    means = (hidden @ reg.coefs_[1] + reg.intercepts_[1])[:, :2]
+    np.testing.assert_allclose(means, reg.predict(X[:5]), rtol=1e-5, atol=1e-5)

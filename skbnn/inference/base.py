@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
@@ -40,6 +41,7 @@ from .. import diagnostics
 from .._types import Array
 from ..model import Batch
 from ..utils._random import permutation
+from ..utils._sparse import SparseRows
 
 __all__ = [
     "Strategy",
@@ -83,12 +85,17 @@ Data = Batch
 
 
 def device_data(X, y, weight) -> Data:
-    """Put the training rows on the default device, in JAX's float dtype."""
+    """Put the training rows on the default device, in JAX's float dtype.
+
+    A scipy sparse ``X`` goes as :class:`~skbnn.utils._sparse.SparseRows`
+    (its non-zeros only); the network densifies one minibatch at a time.
+    """
     dtype = jnp.result_type(float)
     y = jnp.asarray(y)
     if jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(dtype)
-    return Data(jnp.asarray(X, dtype=dtype), y, jnp.asarray(weight, dtype=dtype))
+    X = SparseRows.from_scipy(X, dtype) if sp.issparse(X) else jnp.asarray(X, dtype=dtype)
+    return Data(X, y, jnp.asarray(weight, dtype=dtype))
 
 
 SOLVERS = ("adam", "sgd", "lbfgs")
@@ -133,6 +140,10 @@ class Training(NamedTuple):
     verbose: int = 0
     validation_fraction: float = 0.1
     optimizer: Optimizer = Optimizer()
+    #: How many rows the likelihood stands for; None: the rows given. ``partial_fit``
+    #: sets it to the rows seen so far for the strategies that continue that way
+    #: (``streaming = "rows_seen"``).
+    data_size: float | None = None
 
 
 class InferenceResult(NamedTuple):
@@ -668,6 +679,15 @@ class BaseStrategy(BaseEstimator):
     name = None
     #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
     fitted_diagnostics = ()
+    #: How ``partial_fit`` continues a fit (see ``BaseBayesianNetwork.partial_fit``):
+    #: "epoch" (one more epoch on the rows given, as scikit-learn's MLP; an optimiser
+    #: has no posterior to carry), "prior" (the previous posterior, as a Gaussian with
+    #: its means and marginal variances, is the prior of a fit on the rows given),
+    #: "rows_seen" (the previous fit's chains continue on the rows given, whose
+    #: likelihood counts as all the rows seen so far), or None: not available, and
+    #: ``streaming_refusal`` says why.
+    streaming = None
+    streaming_refusal = "it has no way to continue a fit on new rows"
 
     def config(self, model, training: Training):
         """The frozen, hashable settings ``run`` compiles with."""

@@ -120,6 +120,7 @@ class Ensemble(BaseStrategy):
     """
 
     name = "ensemble"
+    streaming = "epoch"
 
     _parameter_constraints = {
         "n_members": [Interval(Integral, 1, None, closed="left")],

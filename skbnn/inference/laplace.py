@@ -454,7 +454,8 @@ class Laplace(BaseStrategy):
     predictive : {"glm", "glm_mc", "network"}, default="glm"
         ``"glm"``: the network linearised in the covered weights, with the
         probit approximation for classification and the closed-form Gaussian
-        for regression; ``"glm_mc"``: Monte Carlo over the linearised network;
+        for regression (for a Poisson: the lognormal rate's mean and
+        variance); ``"glm_mc"``: Monte Carlo over the linearised network;
         ``"network"``: Monte Carlo over the network itself.
         ``predict_uncertainty`` and ``sample_predictions`` use draws in every
         case.
@@ -508,6 +509,11 @@ class Laplace(BaseStrategy):
     """
 
     name = "laplace"
+    streaming_refusal = (
+        "a Laplace posterior as the next prior needs a per-parameter prior precision in "
+        "the curvature, which the structures do not take yet. Fit on all rows, or use "
+        "inference='vi' (the posterior becomes the next prior) or 'psgld' for streams"
+    )
 
     _parameter_constraints = {
         "subset_of_weights": [StrOptions(set(SUBSETS))],

@@ -264,6 +264,7 @@ class MAP(BaseStrategy):
     """
 
     name = "map"
+    streaming = "epoch"
 
     _parameter_constraints = {
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],

@@ -195,7 +195,7 @@ def _local_log_likelihood(rng_key, model, mean, var, scale, batch: Data, calls=N
     their means (the layers never read them).
     """
     if calls is None:
-        calls = _dense_calls(model, batch.X.shape, jnp.result_type(batch.X))
+        calls = _dense_calls(model, batch.X.shape, batch.X.dtype)
     dense = _dense_leaves(calls)
     flat_mean = flatten(mean["network"])
     flat_scale = flatten(scale["network"])
@@ -353,16 +353,20 @@ class MeanFieldPosterior(GaussianPosterior):
         )
 
 
-def _leaf_kl(m, var, log_scale, alpha):
-    """``KL(N(m, var) || N(0, 1/alpha))`` of one leaf; ``log_scale`` is ``log sqrt(var)``."""
-    return 0.5 * (alpha * (jnp.sum(var) + jnp.vdot(m, m)) - m.size * (1.0 + jnp.log(alpha))
-                  - 2.0 * jnp.sum(log_scale))
+def _leaf_kl(m, var, log_scale, alpha, m0):
+    """``KL(N(m, var) || N(m0, 1/alpha))`` of one leaf; ``log_scale`` is ``log sqrt(var)``;
+    ``alpha`` and ``m0`` are scalars or arrays like ``m``."""
+    alpha = jnp.broadcast_to(alpha, m.shape)
+    return 0.5 * (jnp.sum(alpha * (var + jnp.square(m - m0))) - m.size
+                  - jnp.sum(jnp.log(alpha)) - 2.0 * jnp.sum(log_scale))
 
 
-def gaussian_kl(mean, scale, alpha):
-    """``KL(N(mean, scale^2) || N(0, 1/alpha))`` summed over every leaf (closed form)."""
-    return sum((_leaf_kl(m, jnp.square(s), jnp.log(s), alpha)
-                for m, s in zip(jax.tree.leaves(mean), jax.tree.leaves(scale))),
+def gaussian_kl(mean, scale, prior):
+    """``KL(N(mean, scale^2) || prior)`` summed over every leaf (closed form), for a
+    :class:`~skbnn.priors.GaussianPrior` (isotropic, or per parameter)."""
+    return sum((_leaf_kl(m, jnp.square(s), jnp.log(s), a, m0)
+                for m, s, a, m0 in zip(jax.tree.leaves(mean), jax.tree.leaves(scale),
+                                       prior.precisions(mean), prior.means(mean))),
                jnp.zeros((), jnp.result_type(float)))
 
 
@@ -386,7 +390,7 @@ def neg_elbo(variational, rng_key, batch: Data, *, model, config: VIConfig, data
         return ell, model.likelihood.log_prior(sample["likelihood"])
 
     ell, lik_log_prior = jax.vmap(one_draw)(_draw_keys(rng_key, config.n_mc))
-    kl = gaussian_kl(mean["network"], scale["network"], jnp.asarray(model.prior.alpha))
+    kl = gaussian_kl(mean["network"], scale["network"], model.prior)
     kl = kl - _entropy(scale["likelihood"]) - jnp.mean(lik_log_prior)
     loss = (-jnp.mean(ell) + config.kl_weight * kl) / n_eff
     return loss, kl
@@ -668,6 +672,7 @@ class VI(BaseStrategy):
     """
 
     name = "vi"
+    streaming = "prior"
 
     _parameter_constraints = {
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],

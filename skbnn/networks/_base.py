@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ..utils._sparse import densify
+
 __all__ = ["ACTIVATIONS", "DenseCall", "Network"]
 
 
@@ -73,8 +75,12 @@ class Network:
             lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
 
     def apply(self, params, X):
-        """Network outputs for a batch ``X``: shape ``(n_samples, n_outputs)``."""
-        return self._module().apply({"params": params}, X)
+        """Network outputs for a batch ``X``: shape ``(n_samples, n_outputs)``.
+
+        ``X`` may be :class:`~skbnn.utils._sparse.SparseRows` (sparse training
+        rows): they are densified here, one batch at a time.
+        """
+        return self._module().apply({"params": params}, densify(X))
 
     # --- what strategies may ask of the layers ------------------------------
     # The only interceptions of flax layers in skbnn are the three methods

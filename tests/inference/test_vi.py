@@ -154,7 +154,26 @@ def test_gaussian_kl_is_the_expected_log_ratio():
     log_q = -0.5 * ((z - m) / s) ** 2 - np.log(s)
     log_p = -0.5 * alpha * z**2 + 0.5 * np.log(alpha)
     mc = np.mean(np.sum(log_q - log_p, axis=1))  # the 1/sqrt(2 pi) cancels
-    np.testing.assert_allclose(float(gaussian_kl(mean, scale, alpha)), mc, rtol=1e-2)
+    np.testing.assert_allclose(float(gaussian_kl(mean, scale, GaussianPrior(alpha))), mc,
+                               rtol=1e-2)
+
+
+def test_gaussian_kl_against_a_per_parameter_prior_is_the_closed_form():
+    # the prior partial_fit builds from a previous posterior: its own mean and precision
+    # per parameter; KL(N(m, s^2) || N(m0, 1/a)) = log(1/(sqrt(a) s)) + (a s^2 + a (m-m0)^2 - 1)/2
+    rng = np.random.RandomState(1)
+    mean = {"a": jnp.asarray(rng.normal(size=3)), "b": jnp.asarray(rng.normal(size=(2, 2)))}
+    scale = jax.tree.map(lambda m: jnp.asarray(rng.uniform(0.2, 2.0, size=m.shape)), mean)
+    prior_mean = jax.tree.map(lambda m: jnp.asarray(rng.normal(size=m.shape)), mean)
+    precision = jax.tree.map(lambda m: jnp.asarray(rng.uniform(0.5, 3.0, size=m.shape)), mean)
+    m, s, m0, a = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)])
+                   for t in (mean, scale, prior_mean, precision))
+    expected = np.sum(-np.log(np.sqrt(a) * s) + 0.5 * (a * s**2 + a * (m - m0) ** 2 - 1.0))
+    got = gaussian_kl(mean, scale, GaussianPrior(precision, prior_mean))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    # and it is zero against itself
+    itself = GaussianPrior(jax.tree.map(lambda x: 1.0 / x**2, scale), mean)
+    assert abs(float(gaussian_kl(mean, scale, itself))) < 1e-4
 
 
 def test_dense_layers_draw_pre_activations_with_the_exact_moments():
