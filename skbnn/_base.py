@@ -36,7 +36,7 @@ from .likelihoods import (
 )
 from .model import Model
 from .posterior import rows_per_chunk
-from .priors import GaussianPrior
+from .priors import GaussianPrior, LaplacePrior
 from .utils._compile import release_compiled_programs
 from .utils._io import load_estimator, save_estimator
 from .utils._sklearn_compat import (
@@ -228,6 +228,8 @@ class BaseBayesianNetwork(BaseEstimator):
         prior = GaussianPrior(np.asarray(self.alpha, dtype=_float_dtype()))
         if incremental and fitted and mode == "prior":
             prior = self._posterior_as_prior()
+        elif incremental and fitted and mode == "curvature":
+            prior = self._laplace_as_prior()
         model = Model(self._network(likelihood.n_network_outputs), likelihood, prior)
 
         rng = check_random_state(self.random_state)
@@ -279,7 +281,7 @@ class BaseBayesianNetwork(BaseEstimator):
         """The strategy's ``streaming`` mode, or a clear error where partial_fit cannot go on."""
         name = getattr(strategy, "name", None) or type(strategy).__name__
         mode = getattr(strategy, "streaming", None)
-        if mode not in ("epoch", "prior", "rows_seen"):
+        if mode not in ("epoch", "prior", "rows_seen", "curvature"):
             reason = getattr(strategy, "streaming_refusal", "it declares no streaming mode")
             raise ValueError(f"partial_fit is not available with inference={name!r}: {reason}.")
         previous = getattr(getattr(self, "inference_", None), "name", None)
@@ -289,6 +291,24 @@ class BaseBayesianNetwork(BaseEstimator):
                 f"but inference is now {name!r}. Call fit to start again with {name!r}."
             )
         return mode
+
+    def _laplace_as_prior(self):
+        """The fitted Laplace posterior as the next batch's prior (``partial_fit``,
+        "curvature" mode): :class:`~skbnn.priors.LaplacePrior`."""
+        posterior = self.posterior_
+        if getattr(posterior, "curvature", None) is None:
+            raise ValueError(
+                "partial_fit needs the summed curvature of the previous Laplace fit, which "
+                "this fit does not hold (a 'lowrank' structure, or a model saved before "
+                "skbnn kept it). Call fit to start again.")
+        delta = np.asarray(self.diagnostics_["prior_precision"], dtype=_float_dtype())
+        if delta.size != 1:
+            raise ValueError("partial_fit needs one prior precision; the previous fit chose "
+                             "one per layer. Call fit to start again.")
+        return LaplacePrior(
+            alpha=delta.reshape(()), mean=posterior.mean["network"],
+            curvature=posterior.curvature, n_eff=np.asarray(posterior.n_eff),
+            structure=posterior.structure, subset=tuple(posterior.subset))
 
     def _posterior_as_prior(self):
         """The fitted Gaussian posterior of the network's parameters, as a prior: each
@@ -553,7 +573,7 @@ class BaseBayesianNetwork(BaseEstimator):
                 "stochastic.")
         strategy = self.inference
         if isinstance(strategy, str):
-            strategy = STRATEGIES.get(strategy)
+            strategy = STRATEGIES[strategy]() if strategy in STRATEGIES else None
         if strategy is not None and getattr(strategy, "streaming", None) is None:
             name = getattr(strategy, "name", None) or type(strategy).__name__
             reason = getattr(strategy, "streaming_refusal", "it declares no streaming mode")
@@ -582,6 +602,12 @@ class BayesianClassifierMixin(ClassifierMixin):
           Gaussian: each weight's mean and variance) is the prior of a VI fit
           on these rows, for ``max_iter`` epochs; each row counts once, so
           giving the same rows twice counts them twice.
+        - ``"laplace"``: Bayesian updating. The previous Laplace posterior (its
+          mode, prior precision and summed curvature, in its own structure) is
+          the prior of the MAP on these rows, and the new curvature adds these
+          rows' to it: on a linear-Gaussian model exactly the posterior of one
+          fit on all rows. The prior precision chosen on the first call is
+          kept. Not with ``hessian_structure="lowrank"``.
         - ``"psgld"``: the chains continue from their last draws on these
           rows, whose likelihood is scaled to all the rows seen so far
           (``n_samples_seen_``): the target is the posterior given that
@@ -589,7 +615,7 @@ class BayesianClassifierMixin(ClassifierMixin):
         - ``"map"``, ``"ensemble"``: one epoch over these rows from the
           current weights, as ``MLPClassifier.partial_fit`` does (a point
           estimate has no posterior to carry).
-        - ``"nuts"``, ``"laplace"``: not available (``ValueError`` says why).
+        - ``"nuts"``: not available (the ``AttributeError`` says why).
 
         As in scikit-learn's MLP, ``early_stopping`` does not apply, and
         ``solver="lbfgs"`` has no ``partial_fit``.
@@ -778,6 +804,12 @@ class BayesianRegressorMixin(RegressorMixin):
           Gaussian: each weight's mean and variance) is the prior of a VI fit
           on these rows, for ``max_iter`` epochs; each row counts once, so
           giving the same rows twice counts them twice.
+        - ``"laplace"``: Bayesian updating. The previous Laplace posterior (its
+          mode, prior precision and summed curvature, in its own structure) is
+          the prior of the MAP on these rows, and the new curvature adds these
+          rows' to it: on a linear-Gaussian model exactly the posterior of one
+          fit on all rows. The prior precision chosen on the first call is
+          kept. Not with ``hessian_structure="lowrank"``.
         - ``"psgld"``: the chains continue from their last draws on these
           rows, whose likelihood is scaled to all the rows seen so far
           (``n_samples_seen_``): the target is the posterior given that
@@ -785,7 +817,7 @@ class BayesianRegressorMixin(RegressorMixin):
         - ``"map"``, ``"ensemble"``: one epoch over these rows from the
           current weights, as ``MLPRegressor.partial_fit`` does (a point
           estimate has no posterior to carry).
-        - ``"nuts"``, ``"laplace"``: not available (``ValueError`` says why).
+        - ``"nuts"``: not available (the ``AttributeError`` says why).
 
         The target scaling of ``normalize_y`` is set on the first call and
         kept after it. As in scikit-learn's MLP, ``early_stopping`` does not

@@ -286,6 +286,8 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
 
     def _prepare_inputs(self, X):
         X = super()._prepare_inputs(X)
+        if sp.issparse(X):  # images are convolved dense: a sparse matrix is densified
+            X = X.toarray()
         if hasattr(self, "_fit_images_shape"):
             self.image_shape_ = self._resolve_image_shape(X.shape[1], self._fit_images_shape)
         return X.reshape(X.shape[0], *self.image_shape_)

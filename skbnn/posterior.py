@@ -172,6 +172,11 @@ class GaussianPosterior:
         the Gaussian of a tempered posterior ``p(theta | data)^(1/T)`` (the
         curvature divided by ``T``), so that a strategy can choose ``T``
         after building the factors once.
+    curvature, n_eff : pytree and float, or None
+        Laplace's summed curvature of the covered weights (in the structure's
+        terms) and the rows it sums over, kept so that ``partial_fit`` can
+        carry the posterior to the next batch (:class:`~skbnn.priors.LaplacePrior`);
+        None for other Gaussians.
     predictive : {"network", "glm", "glm_mc"}
         ``"network"``: the draws go through the network. ``"glm"`` and
         ``"glm_mc"``: through the network linearised at the mean in the covered
@@ -185,6 +190,8 @@ class GaussianPosterior:
     factors: dict
     key_data: jax.Array
     temperature: jax.Array = 1.0
+    curvature: object = None
+    n_eff: object = None
     structure: str = struct.field(pytree_node=False, default="diag")
     subset: tuple = struct.field(pytree_node=False, default=())
     n_predictive_draws: int = struct.field(pytree_node=False, default=100)

@@ -202,6 +202,16 @@ class Structure:
     def factors(self, covered, eig, delta):
         raise NotImplementedError
 
+    def quadratic(self, curvature, diff, n_eff):
+        """``diff^T H diff`` for the summed curvature ``H`` (``curvature`` as
+        ``accumulate`` sums it over ``n_eff`` rows) and ``diff`` a tree like the
+        covered weights: the log-likelihood of the rows behind ``H`` is, to second
+        order, ``-1/2`` of it around their mode. ``partial_fit`` carries a Laplace
+        posterior to the next batch with it."""
+        raise ValueError(
+            f"hessian_structure={self.name!r} keeps no summed curvature to carry to the next "
+            "batch; use 'kron', 'diag' or 'full'.")
+
     def sample(self, rng_key, mean, factors, n):
         raise NotImplementedError
 
@@ -276,6 +286,10 @@ class Diagonal(Structure):
         blocks = {name: Block(ravel_pytree(curvature[name])[0], ravel_pytree(layer)[0])
                   for name, layer in layers(covered).items()}
         return blocks, {"lam": curvature}
+
+    def quadratic(self, curvature, diff, n_eff):
+        return sum(jnp.sum(lam * jnp.square(d)) for lam, d in
+                   zip(jax.tree.leaves(curvature), jax.tree.leaves(layers(diff))))
 
     def factors(self, covered, eig, delta):
         scale = {name: jax.tree.map(lambda v, d=delta[name]: 1.0 / jnp.sqrt(v + d), lam)
@@ -357,6 +371,15 @@ class Kronecker(Structure):
 
     def factors(self, covered, eig, delta):
         return {name: {**e, "prior_precision": delta[name]} for name, e in eig.items()}
+
+    def quadratic(self, curvature, diff, n_eff):
+        # vec(D)^T (Q kron G) vec(D) = sum(D * (Q D G)) for D row-major (fan_in + 1, fan_out)
+        total = 0.0
+        for name, layer in layers(diff).items():
+            d = layer_matrix(layer)
+            c = curvature[name]
+            total = total + jnp.sum(d * (c["Q"] @ d @ (c["G"] / n_eff)))
+        return total
 
     @staticmethod
     def _inv_eigvals(f):
@@ -443,6 +466,10 @@ class Full(Structure):
         lam, vecs = jnp.linalg.eigh(0.5 * (g + g.T))
         lam = jnp.maximum(lam, 0.0)
         return {"": Block(lam, flat)}, {"eigvecs": vecs, "eigvals": lam}
+
+    def quadratic(self, curvature, diff, n_eff):
+        d, _ = ravel_pytree(diff)
+        return d @ curvature["G"] @ d
 
     def factors(self, covered, eig, delta):
         vecs, lam = eig["eigvecs"], eig["eigvals"]

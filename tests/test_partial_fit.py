@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 import skbnn
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor
-from skbnn.inference import PSGLD, VI
+from skbnn.inference import PSGLD, VI, Laplace
 
 from ._conjugate import linear_draws, linear_gaussian_problem
 
@@ -78,11 +78,40 @@ def test_vi_partial_fit_makes_the_posterior_the_next_prior():
     exact_sd = np.sqrt(np.diag(np.linalg.inv(prec_b)))
     np.testing.assert_array_less(np.abs(_theta(reg.posterior_.mean) - mean_b) / exact_sd, 0.1)
     np.testing.assert_allclose(_theta(reg.posterior_.factors["scale"]), sd_b, rtol=0.05)
+    # against one fit on all rows (the mean-field optimum: the exact mean, scales from the
+    # diagonal of the exact precision): the scales agree exactly in closed form, since the
+    # diagonals add up; the means by as much as the closed-form update loses by dropping
+    # batch A's correlations (computed here, under 0.1 sd on this problem) plus VI's own
+    # 0.1 sd
+    full_sd = np.sqrt(np.diag(base.cov))
+    lost = np.abs(mean_b - base.mean) / full_sd
+    np.testing.assert_allclose(sd_b, 1.0 / np.sqrt(np.diag(np.linalg.inv(base.cov))))
+    np.testing.assert_array_less(
+        np.abs(_theta(reg.posterior_.mean) - base.mean) / full_sd, lost + 0.1)
     # the first batch was remembered: batch B alone leaves a wider posterior
     alone = np.diag(base.alpha * np.eye(4) + _phi(base.X[b]).T @ _phi(base.X[b]) / s2)
     assert np.all(sd_b < 0.8 / np.sqrt(alone))
     assert reg.n_samples_seen_ == 60
     assert reg.n_iter_ == 6000 and len(reg.loss_curve_) == 6000
+
+
+@pytest.mark.parametrize("structure", ["full", "kron"])
+def test_laplace_partial_fit_on_batches_is_the_posterior_of_all_rows(structure):
+    # the Laplace posterior of the batches so far is the next prior: on the linear-Gaussian
+    # model the log-likelihood is exactly quadratic, so after three batches the mode and
+    # the covariance are those of all rows (kron is exact here too: one output, fixed noise)
+    base = linear_gaussian_problem(n_samples=60)
+    reg = _regressor(Laplace(subset_of_weights="all", hessian_structure=structure,
+                             optimize_prior_precision=False, temperature=1.0),
+                     batch_size=20, max_iter=1000, learning_rate_init=0.02)
+    for part in np.array_split(np.arange(60), 3):
+        _quiet(reg.partial_fit, base.X[part], base.y[part])
+    sd = np.sqrt(np.diag(base.cov))
+    np.testing.assert_array_less(np.abs(_theta(reg.posterior_.mean) - base.mean) / sd, 1e-3)
+    var = reg.posterior_.marginal_variance()["dense_0"]
+    got = np.concatenate([np.asarray(var["kernel"])[:, 0], np.asarray(var["bias"])])
+    np.testing.assert_allclose(got, np.diag(base.cov), rtol=1e-4)
+    assert float(reg.posterior_.n_eff) == 60.0
 
 
 def test_psgld_partial_fit_continues_the_chains_with_the_rows_seen():
@@ -145,7 +174,7 @@ def test_partial_fit_classes():
         clf.partial_fit(X[:, :3], y)
 
 
-@pytest.mark.parametrize("inference", ["nuts", "laplace"])
+@pytest.mark.parametrize("inference", ["nuts", Laplace(hessian_structure="lowrank")])
 def test_partial_fit_refuses_strategies_that_cannot_stream(inference):
     X, y = load_iris(return_X_y=True)
     clf = BayesianMLPClassifier((4,), inference=inference)
@@ -154,12 +183,35 @@ def test_partial_fit_refuses_strategies_that_cannot_stream(inference):
     with pytest.raises(AttributeError) as err:
         clf.partial_fit(X, y, classes=[0, 1, 2])
     # scikit-learn's available_if raises from the reason, which the traceback shows
-    assert f"partial_fit is not available with inference='{inference}'" in str(
-        err.value.__cause__)
-    # a strategy object (not only a name) says the same
-    from skbnn.inference import STRATEGIES
-    clf.set_params(inference=STRATEGIES[inference]())
-    assert not hasattr(clf, "partial_fit")
+    name = inference if isinstance(inference, str) else inference.name
+    assert f"partial_fit is not available with inference='{name}'" in str(err.value.__cause__)
+    if isinstance(inference, str):  # a strategy object (not only a name) says the same
+        from skbnn.inference import STRATEGIES
+        clf.set_params(inference=STRATEGIES[inference]())
+        assert not hasattr(clf, "partial_fit")
+
+
+def test_laplace_partial_fit_on_a_classifier_keeps_its_structure(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = BayesianMLPClassifier((8,), inference="laplace", max_iter=30, random_state=0)
+    halves = np.array_split(np.random.RandomState(0).permutation(150), 2)
+    _quiet(clf.partial_fit, X[halves[0]], y[halves[0]], classes=[0, 1, 2])
+    first = float(clf.posterior_.n_eff)
+    _quiet(clf.partial_fit, X[halves[1]], y[halves[1]])
+    assert first == 75.0 and float(clf.posterior_.n_eff) == 150.0
+    assert clf.score(X, y) > 0.8
+    # the carried prior saves with the model, and a loaded model streams on identically
+    clf.save(tmp_path / "laplace.npz")
+    loaded = skbnn.load(tmp_path / "laplace.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    for est in (clf, loaded):
+        _quiet(est.partial_fit, X[:30], y[:30])
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # the structure the stream started with is the one it continues with
+    clf.set_params(inference=Laplace(hessian_structure="diag"))
+    with pytest.raises(ValueError, match="hessian_structure='kron'"):
+        _quiet(clf.partial_fit, X[:20], y[:20])
 
 
 def test_partial_fit_refuses_a_changed_strategy_and_lbfgs():

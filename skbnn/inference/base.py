@@ -684,7 +684,9 @@ class BaseStrategy(BaseEstimator):
     #: has no posterior to carry), "prior" (the previous posterior, as a Gaussian with
     #: its means and marginal variances, is the prior of a fit on the rows given),
     #: "rows_seen" (the previous fit's chains continue on the rows given, whose
-    #: likelihood counts as all the rows seen so far), or None: not available, and
+    #: likelihood counts as all the rows seen so far), "curvature" (Laplace: the
+    #: previous posterior's mode and summed curvature are the next prior, see
+    #: ``skbnn.priors.LaplacePrior``), or None: not available, and
     #: ``streaming_refusal`` says why.
     streaming = None
     streaming_refusal = "it has no way to continue a fit on new rows"

@@ -43,6 +43,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from ..posterior import GaussianPosterior, rows_per_chunk
+from ..priors import LaplacePrior
 from ..structures import STRUCTURES, Block, get_structure, hessian_factor, layers
 from ..utils._tree import get_path, set_path
 from ..utils._io import serializable
@@ -331,6 +332,11 @@ def _fit(model, data: Data, params, config: LaplaceConfig, subset, key_lanczos, 
     n_covered = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(get_path(params, subset)))
     chunk_size = _chunk_size(model, params, subset, structure, data.X.shape[1:])
     state = _accumulate(model, params, data, subset, structure, chunk_size)
+    carried = isinstance(model.prior, LaplacePrior)
+    if carried:  # partial_fit: the curvature of the rows of the previous batches
+        state = state._replace(
+            curvature=jax.tree.map(jnp.add, state.curvature, model.prior.curvature),
+            n_eff=state.n_eff + model.prior.n_eff)
     if structure == "lowrank":
         rank = min(config.rank, n_covered)
         n_iter = min(n_covered, 2 * rank)
@@ -354,6 +360,9 @@ def _fit(model, data: Data, params, config: LaplaceConfig, subset, key_lanczos, 
         subset=subset,
         n_predictive_draws=int(config.n_predictive_draws),
         predictive=config.predictive,
+        curvature=(jax.device_get(state.curvature) if get_structure(structure).summed
+                   else None),
+        n_eff=np.asarray(state.n_eff),
     )
     delta = np.asarray([delta[name] for name in sorted(delta)])
     diagnostics = {
@@ -381,6 +390,14 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     """
     subset = subset_path(model, config.subset_of_weights)
     structure = config.hessian_structure
+    if isinstance(model.prior, LaplacePrior):  # partial_fit after the first batch
+        if (model.prior.structure, model.prior.subset) != (structure, subset):
+            raise ValueError(
+                f"partial_fit continues a Laplace posterior over {model.prior.subset} with "
+                f"hessian_structure={model.prior.structure!r}, but the strategy now covers "
+                f"{subset} with {structure!r}. Call fit to start again.")
+        # the prior precision was chosen on the first batch; the curvature carries the rest
+        config = config.replace(optimize_prior_precision=False)
     # check the combination on the shapes alone, before training anything
     shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
     _check_combination(get_path(shapes, subset), structure, config)
@@ -509,11 +526,24 @@ class Laplace(BaseStrategy):
     """
 
     name = "laplace"
-    streaming_refusal = (
-        "a Laplace posterior as the next prior needs a per-parameter prior precision in "
-        "the curvature, which the structures do not take yet. Fit on all rows, or use "
-        "inference='vi' (the posterior becomes the next prior) or 'psgld' for streams"
-    )
+
+    @property
+    def streaming(self):
+        """``partial_fit``: "curvature" (the posterior is the next batch's prior, see
+        :class:`~skbnn.priors.LaplacePrior`), except where the structure keeps no summed
+        curvature ("lowrank") or the prior precision is per layer."""
+        if self.hessian_structure == "lowrank" or self.prior_precision_per_layer:
+            return None
+        return "curvature"
+
+    @property
+    def streaming_refusal(self):
+        if self.prior_precision_per_layer:
+            return ("prior_precision_per_layer=True chooses one precision per layer, which "
+                    "the isotropic part of the next batch's prior cannot carry; set it False")
+        return ("hessian_structure='lowrank' keeps no summed curvature to carry to the next "
+                "batch (its Lanczos iteration works on the rows at hand); use 'kron' (the "
+                "default), 'diag' or 'full'")
 
     _parameter_constraints = {
         "subset_of_weights": [StrOptions(set(SUBSETS))],
@@ -546,6 +576,8 @@ class Laplace(BaseStrategy):
     def config(self, model, training: Training) -> LaplaceConfig:
         dtype = jnp.result_type(float)
         delta = model.prior.alpha if self.prior_precision is None else self.prior_precision
+        if isinstance(model.prior, LaplacePrior):  # partial_fit: the first batch's choice
+            delta = model.prior.alpha
         temperature = np.nan if self.temperature == "auto" else self.temperature
         return LaplaceConfig(
             prior_precision=jnp.asarray(delta, dtype=dtype),

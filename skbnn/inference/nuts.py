@@ -710,7 +710,8 @@ class NUTS(BaseStrategy):
     streaming_refusal = (
         "NUTS needs every row at each step (its trajectories use the full-data "
         "gradient), so it cannot update on one batch at a time. Fit on all rows, or use "
-        "inference='vi' (the posterior becomes the next prior) or 'psgld' for streams"
+        "inference='vi' or 'laplace' (the posterior becomes the next prior) or 'psgld' "
+        "for streams"
     )
 
     #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
