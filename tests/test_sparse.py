@@ -55,11 +55,11 @@ def test_sparse_regressor_with_validation_split_equals_dense(digits):
 
 
 def test_sparse_rows_go_to_the_device_as_their_non_zeros(monkeypatch):
-    # 300 rows of a 200,000-column vocabulary, about 11 non-zeros a row: densified
-    # whole it would be 60 million values
+    # 2,000 rows of a 100,000-column vocabulary, about 11 non-zeros a row: densified
+    # whole it would be 200 million values (800 MB)
     rng = np.random.RandomState(0)
-    n_rows, n_cols = 300, 200_000
-    X = sp.random(n_rows, n_cols, density=5e-5, format="csr", random_state=rng)
+    n_rows, n_cols = 2_000, 100_000
+    X = sp.random(n_rows, n_cols, density=1e-4, format="csr", random_state=rng)
     X = X + sp.csr_matrix((np.ones(n_rows), (np.arange(n_rows), rng.randint(0, 20, n_rows))),
                           shape=(n_rows, n_cols))
     y = rng.randint(0, 2, n_rows)

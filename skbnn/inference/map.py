@@ -122,7 +122,7 @@ def _lbfgs():
 
 
 @jax.jit
-def _lbfgs_init(model, params):
+def _lbfgs_init(params):
     return MAPState(params, _lbfgs().init(params))
 
 
@@ -147,7 +147,7 @@ def _run_lbfgs(model, data: Data, key, *, training: Training, init_params, valid
             "in scikit-learn's MLP; set early_stopping=False or use solver='adam'."
         )
     key_init, _ = jax.random.split(key)  # the start MAP's other solvers take
-    state = _lbfgs_init(model, single_start(model, key_init, data.X.shape[1:], init_params))
+    state = _lbfgs_init(single_start(model, key_init, data.X.shape[1:], init_params))
     monitor = EpochMonitor(training, model=model)
     advice = "Raise alpha, or scale the inputs (e.g. with StandardScaler)."
     evaluations = [0]
