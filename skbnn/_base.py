@@ -230,6 +230,8 @@ class BaseBayesianNetwork(BaseEstimator):
             prior = self._posterior_as_prior()
         elif incremental and fitted and mode == "curvature":
             prior = self._laplace_as_prior()
+        elif incremental and fitted and mode == "draws":
+            prior = self._draws_as_prior()
         model = Model(self._network(likelihood.n_network_outputs), likelihood, prior)
 
         rng = check_random_state(self.random_state)
@@ -258,7 +260,6 @@ class BaseBayesianNetwork(BaseEstimator):
                 nesterovs_momentum=bool(self.nesterovs_momentum), beta_1=float(self.beta_1),
                 beta_2=float(self.beta_2), epsilon=float(self.epsilon),
                 max_fun=int(self.max_fun)),
-            data_size=float(seen) if incremental and fitted and mode == "rows_seen" else None,
         )
         init_params = self._warm_start_params(model, X) if warm else None
         with warnings.catch_warnings():
@@ -281,7 +282,7 @@ class BaseBayesianNetwork(BaseEstimator):
         """The strategy's ``streaming`` mode, or a clear error where partial_fit cannot go on."""
         name = getattr(strategy, "name", None) or type(strategy).__name__
         mode = getattr(strategy, "streaming", None)
-        if mode not in ("epoch", "prior", "rows_seen", "curvature"):
+        if mode not in ("epoch", "prior", "curvature", "draws"):
             reason = getattr(strategy, "streaming_refusal", "it declares no streaming mode")
             raise ValueError(f"partial_fit is not available with inference={name!r}: {reason}.")
         previous = getattr(getattr(self, "inference_", None), "name", None)
@@ -292,9 +293,49 @@ class BaseBayesianNetwork(BaseEstimator):
             )
         return mode
 
+    #: ``partial_fit`` after a sampler: the draws' full covariance is used when there
+    #: are at least this many draws per parameter (else their variances).
+    DRAWS_PER_PARAMETER = 10
+
+    def _draws_as_prior(self):
+        """The previous fit's draws as the next batch's prior (``partial_fit``, "draws"
+        mode): the Gaussian with their mean and covariance. The full covariance where
+        there are at least ``DRAWS_PER_PARAMETER`` draws per network parameter and at most
+        ``Full.max_params`` parameters (a ``skbnn.priors.LaplacePrior`` with the
+        "full" structure), else their variances (a per-parameter
+        ``skbnn.priors.GaussianPrior``)."""
+        from jax.flatten_util import ravel_pytree
+
+        from .structures import Full
+
+        dtype = _float_dtype()
+        draws = jax.device_get(self.posterior_.flatten()["network"])
+        first = jax.tree.map(lambda x: np.asarray(x[0]), draws)
+        _, unravel = ravel_pytree(first)
+        flat = np.stack([np.asarray(ravel_pytree(jax.tree.map(lambda x, i=i: x[i], draws))[0],
+                                    np.float64)
+                         for i in range(jax.tree.leaves(draws)[0].shape[0])])
+        n_draws, n_params = flat.shape
+        mean = unravel(flat.mean(axis=0).astype(dtype))
+        if n_draws < 2:
+            raise ValueError("partial_fit needs at least 2 draws of the previous fit to make "
+                             "its prior; raise n_draws or n_chains.")
+        if n_draws >= self.DRAWS_PER_PARAMETER * n_params and n_params <= Full.max_params:
+            precision = np.linalg.inv(np.atleast_2d(np.cov(flat, rowvar=False)))
+            precision = 0.5 * (precision + precision.T)
+            # split into an isotropic part and the rest, as LaplacePrior holds a posterior
+            alpha = 0.5 * float(np.linalg.eigvalsh(precision)[0])
+            rest = precision - alpha * np.eye(n_params)
+            return LaplacePrior(alpha=np.asarray(alpha, dtype), mean=mean,
+                                curvature={"G": rest.astype(dtype)},
+                                n_eff=np.asarray(1.0, dtype), structure="full",
+                                subset=("network",))
+        variance = np.maximum(flat.var(axis=0, ddof=1), np.finfo(dtype).tiny)
+        return GaussianPrior(unravel((1.0 / variance).astype(dtype)), mean)
+
     def _laplace_as_prior(self):
         """The fitted Laplace posterior as the next batch's prior (``partial_fit``,
-        "curvature" mode): :class:`~skbnn.priors.LaplacePrior`."""
+        "curvature" mode): ``skbnn.priors.LaplacePrior``."""
         posterior = self.posterior_
         if getattr(posterior, "curvature", None) is None:
             raise ValueError(
@@ -596,26 +637,13 @@ class BayesianClassifierMixin(ClassifierMixin):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the posterior with the rows ``(X, y)``: one step of a stream.
 
-        What a step does depends on the strategy (``inference``):
-
-        - ``"vi"``: Bayesian updating. The previous variational posterior (a
-          Gaussian: each weight's mean and variance) is the prior of a VI fit
-          on these rows, for ``max_iter`` epochs; each row counts once, so
-          giving the same rows twice counts them twice.
-        - ``"laplace"``: Bayesian updating. The previous Laplace posterior (its
-          mode, prior precision and summed curvature, in its own structure) is
-          the prior of the MAP on these rows, and the new curvature adds these
-          rows' to it: on a linear-Gaussian model exactly the posterior of one
-          fit on all rows. The prior precision chosen on the first call is
-          kept. Not with ``hessian_structure="lowrank"``.
-        - ``"psgld"``: the chains continue from their last draws on these
-          rows, whose likelihood is scaled to all the rows seen so far
-          (``n_samples_seen_``): the target is the posterior given that
-          many rows like these, as SGLD's minibatch gradient assumes.
-        - ``"map"``, ``"ensemble"``: one epoch over these rows from the
-          current weights, as ``MLPClassifier.partial_fit`` does (a point
-          estimate has no posterior to carry).
-        - ``"nuts"``: not available (the ``AttributeError`` says why).
+        Each call is one update of the posterior (see the table in
+        :ref:`partial-fit`): with ``inference="vi"``, ``"laplace"`` or
+        ``"psgld"`` the posterior so far (as a Gaussian) is the prior of a fit
+        on these rows: Bayesian updating, so giving the same rows twice counts
+        them twice (pSGLD's chains continue from their last draws); ``"map"``
+        and ``"ensemble"`` run one epoch on them, as
+        ``MLPClassifier.partial_fit`` does; ``"nuts"`` has none.
 
         As in scikit-learn's MLP, ``early_stopping`` does not apply, and
         ``solver="lbfgs"`` has no ``partial_fit``.
@@ -798,26 +826,9 @@ class BayesianRegressorMixin(RegressorMixin):
     def partial_fit(self, X, y, sample_weight=None):
         """Update the posterior with the rows ``(X, y)``: one step of a stream.
 
-        What a step does depends on the strategy (``inference``):
-
-        - ``"vi"``: Bayesian updating. The previous variational posterior (a
-          Gaussian: each weight's mean and variance) is the prior of a VI fit
-          on these rows, for ``max_iter`` epochs; each row counts once, so
-          giving the same rows twice counts them twice.
-        - ``"laplace"``: Bayesian updating. The previous Laplace posterior (its
-          mode, prior precision and summed curvature, in its own structure) is
-          the prior of the MAP on these rows, and the new curvature adds these
-          rows' to it: on a linear-Gaussian model exactly the posterior of one
-          fit on all rows. The prior precision chosen on the first call is
-          kept. Not with ``hessian_structure="lowrank"``.
-        - ``"psgld"``: the chains continue from their last draws on these
-          rows, whose likelihood is scaled to all the rows seen so far
-          (``n_samples_seen_``): the target is the posterior given that
-          many rows like these, as SGLD's minibatch gradient assumes.
-        - ``"map"``, ``"ensemble"``: one epoch over these rows from the
-          current weights, as ``MLPRegressor.partial_fit`` does (a point
-          estimate has no posterior to carry).
-        - ``"nuts"``: not available (the ``AttributeError`` says why).
+        One update of the posterior per call, by strategy as for the
+        classifier (:ref:`partial-fit`); ``"map"`` and ``"ensemble"`` run one
+        epoch, as ``MLPRegressor.partial_fit`` does.
 
         The target scaling of ``normalize_y`` is set on the first call and
         kept after it. As in scikit-learn's MLP, ``early_stopping`` does not

@@ -175,7 +175,7 @@ class GaussianPosterior:
     curvature, n_eff : pytree and float, or None
         Laplace's summed curvature of the covered weights (in the structure's
         terms) and the rows it sums over, kept so that ``partial_fit`` can
-        carry the posterior to the next batch (:class:`~skbnn.priors.LaplacePrior`);
+        carry the posterior to the next batch (``skbnn.priors.LaplacePrior``);
         None for other Gaussians.
     predictive : {"network", "glm", "glm_mc"}
         ``"network"``: the draws go through the network. ``"glm"`` and

@@ -9,9 +9,10 @@ target in closed form:
   the second fit's optimum is the Gaussian with precision
   ``diag(P_A) + Phi_B^T Phi_B / sigma^2`` (its mean-field part) and the mean
   that precision gives: computed below and compared with the fit.
-- pSGLD ("rows_seen"): the chains continue on batch B with its likelihood
-  scaled to all rows seen: the exact posterior of B's rows counted
-  ``n_seen / n_B`` times.
+- pSGLD ("draws"): the Gaussian of batch A's draws is B's prior, and the chains
+  continue: on this model, the posterior of all rows up to Monte Carlo error.
+- Laplace ("curvature"): batch A's mode and curvature are B's prior: exactly
+  the posterior of all rows.
 - MAP ("epoch"): one epoch per call, as ``MLPClassifier.partial_fit``.
 """
 
@@ -114,25 +115,27 @@ def test_laplace_partial_fit_on_batches_is_the_posterior_of_all_rows(structure):
     assert float(reg.posterior_.n_eff) == 60.0
 
 
-def test_psgld_partial_fit_continues_the_chains_with_the_rows_seen():
-    base, a, b = _halves()
-    s2 = base.noise_std**2
-    # B's 30 rows stand for the 60 seen: counted twice
-    prec = base.alpha * np.eye(4) + 2.0 * _phi(base.X[b]).T @ _phi(base.X[b]) / s2
-    cov = np.linalg.inv(prec)
-    mean = cov @ (2.0 * _phi(base.X[b]).T @ base.y[b] / s2)
-    sd = np.sqrt(np.diag(cov))
+def test_psgld_partial_fit_on_batches_samples_the_posterior_of_all_rows():
+    # the Gaussian of batch A's draws (mean and full covariance: 4,000 draws of 4
+    # weights) is batch B's prior; on the conjugate model that Gaussian is A's exact
+    # posterior up to Monte Carlo error, so B's chains sample the posterior of all rows
+    base = linear_gaussian_problem(n_samples=60)
+    sd = np.sqrt(np.diag(base.cov))
     # the settings of tests/inference/test_psgld.py's conjugate test
     reg = _regressor(PSGLD(n_chains=8, n_draws=500, step_size=2e-3, temperature=1.0),
-                     batch_size=15, max_iter=200)
-    _quiet(reg.partial_fit, base.X[a], base.y[a])
+                     batch_size=15, max_iter=4000)
+    _quiet(reg.partial_fit, base.X[:30], base.y[:30])
     last = reg.posterior_.warm_start_params()
-    reg.set_params(max_iter=4000)
-    _quiet(reg.partial_fit, base.X[b], base.y[b])
+    prior = reg._draws_as_prior()
+    _quiet(reg.partial_fit, base.X[30:], base.y[30:])
     theta = linear_draws(reg.posterior_.flatten())
-    np.testing.assert_array_less(np.abs(theta.mean(axis=0) - mean) / sd, 0.15)
+    # two sampler runs in a row, each with that test's 0.1 sd bound on its mean: the
+    # first run's error reaches the end through the prior, so the bound is 0.2 (over
+    # seeds 0-2 the largest error was 0.15; one run at these settings alone: 0.1)
+    np.testing.assert_array_less(np.abs(theta.mean(axis=0) - base.mean) / sd, 0.2)
     np.testing.assert_array_less(np.abs(theta.std(axis=0) / sd - 1.0), 0.15)
     assert reg.n_samples_seen_ == 60
+    assert prior.structure == "full"  # enough draws for the full covariance
     # the chains went on from where the first batch left them (not a fresh start)
     assert not np.allclose(_theta(last), 0.0)
 

@@ -140,10 +140,6 @@ class Training(NamedTuple):
     verbose: int = 0
     validation_fraction: float = 0.1
     optimizer: Optimizer = Optimizer()
-    #: How many rows the likelihood stands for; None: the rows given. ``partial_fit``
-    #: sets it to the rows seen so far for the strategies that continue that way
-    #: (``streaming = "rows_seen"``).
-    data_size: float | None = None
 
 
 class InferenceResult(NamedTuple):
@@ -681,13 +677,12 @@ class BaseStrategy(BaseEstimator):
     fitted_diagnostics = ()
     #: How ``partial_fit`` continues a fit (see ``BaseBayesianNetwork.partial_fit``):
     #: "epoch" (one more epoch on the rows given, as scikit-learn's MLP; an optimiser
-    #: has no posterior to carry), "prior" (the previous posterior, as a Gaussian with
-    #: its means and marginal variances, is the prior of a fit on the rows given),
-    #: "rows_seen" (the previous fit's chains continue on the rows given, whose
-    #: likelihood counts as all the rows seen so far), "curvature" (Laplace: the
-    #: previous posterior's mode and summed curvature are the next prior, see
-    #: ``skbnn.priors.LaplacePrior``), or None: not available, and
-    #: ``streaming_refusal`` says why.
+    #: has no posterior to carry), "prior" (the previous Gaussian posterior, as its means
+    #: and marginal variances, is the prior of a fit on the rows given), "curvature"
+    #: (Laplace: the previous posterior's mode and summed curvature are the next prior,
+    #: ``skbnn.priors.LaplacePrior``), "draws" (a sampler: the Gaussian of the previous
+    #: draws' mean and covariance is the next prior, and the chains continue from their
+    #: last draws), or None: not available, and ``streaming_refusal`` says why.
     streaming = None
     streaming_refusal = "it has no way to continue a fit on new rows"
 

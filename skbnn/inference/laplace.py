@@ -530,7 +530,7 @@ class Laplace(BaseStrategy):
     @property
     def streaming(self):
         """``partial_fit``: "curvature" (the posterior is the next batch's prior, see
-        :class:`~skbnn.priors.LaplacePrior`), except where the structure keeps no summed
+        ``skbnn.priors.LaplacePrior``), except where the structure keeps no summed
         curvature ("lowrank") or the prior precision is per layer."""
         if self.hessian_structure == "lowrank" or self.prior_precision_per_layer:
             return None

@@ -257,16 +257,14 @@ def _empty_draws(params, n_draws):
 
 
 @partial(jax.jit, static_argnames=("batch_size", "shuffle"), donate_argnums=(2, 3))
-def _epoch(model, config, states, draws, data, rng_key, epoch, plan, temperatures, data_scale,
-           batch_size, shuffle):
+def _epoch(model, config, states, draws, data, rng_key, epoch, plan, temperatures, batch_size,
+           shuffle):
     """One epoch of every chain. ``data.weight`` is ``(n_rows, n_chains)``: each chain's
     row weights (zero for the rows a chain holds back), and ``temperatures`` ``(n_chains,)``.
-    ``draws`` None: nothing is stored (the temperature search). ``data_scale``: how many
-    rows each given row stands for (``partial_fit``: the rows seen so far over the rows
-    given; else 1)."""
+    ``draws`` None: nothing is stored (the temperature search)."""
     rng_key = jax.random.fold_in(rng_key, epoch)
-    data_size = data.X.shape[0] * data_scale
-    n_eff = jnp.sum(data.weight, axis=0) * data_scale
+    data_size = data.X.shape[0]
+    n_eff = jnp.sum(data.weight, axis=0)
     schedule = step_size_schedule(config, plan)
     one_chain = partial(step, model=model, config=config, schedule=schedule,
                         data_size=data_size)
@@ -484,9 +482,6 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
 
     monitor = EpochMonitor(training, stopping=False)
     save_steps = np.asarray(plan.save_steps)
-    # partial_fit: the likelihood counts every row seen so far (training.data_size)
-    data_scale = jnp.asarray(1.0 if training.data_size is None
-                             else training.data_size / n_rows, dtype=dtype)
     advice = (
         f"Lower step_size (now {float(config.step_size):g}), raise alpha, or scale the "
         "inputs (e.g. with StandardScaler)."
@@ -502,7 +497,7 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
             states, draws, _ = carry
             states, draws, loss, h = _epoch(
                 model, config, states, draws, epoch_data, key_epochs, epoch, plan,
-                temperatures, data_scale, training.batch_size, training.shuffle,
+                temperatures, training.batch_size, training.shuffle,
             )
             return (states, draws, h), loss
 
@@ -642,7 +637,7 @@ class PSGLD(BaseStrategy):
     """
 
     name = "psgld"
-    streaming = "rows_seen"
+    streaming = "draws"
 
     #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
     fitted_diagnostics = ("rhat", "ess", "max_rhat", "min_ess", "prediction_rhat",

@@ -363,7 +363,7 @@ def _leaf_kl(m, var, log_scale, alpha, m0):
 
 def gaussian_kl(mean, scale, prior):
     """``KL(N(mean, scale^2) || prior)`` summed over every leaf (closed form), for a
-    :class:`~skbnn.priors.GaussianPrior` (isotropic, or per parameter)."""
+    ``skbnn.priors.GaussianPrior`` (isotropic, or per parameter)."""
     return sum((_leaf_kl(m, jnp.square(s), jnp.log(s), a, m0)
                 for m, s, a, m0 in zip(jax.tree.leaves(mean), jax.tree.leaves(scale),
                                        prior.precisions(mean), prior.means(mean))),
