@@ -142,7 +142,8 @@ def scores(est, reference, X, y, classifier):
 def run_problem(name, args):
     X, y, X_te, y_te, arch = PROBLEMS[name](args.data_dir)
     classifier = name != "regression" and name != "concrete"
-    nuts = NUTS(n_chains=args.chains, n_warmup=args.warmup, n_draws=args.draws)
+    nuts = NUTS(n_chains=args.chains, n_warmup=args.warmup, n_draws=args.draws,
+                max_cost=args.max_cost)
     reference, ref_s = fit(estimator(classifier, arch, nuts, random_state=args.seed), X, y)
     ceiling, ceil_s = fit(estimator(classifier, arch, clone(nuts), random_state=args.seed + 1),
                           X, y)
@@ -186,6 +187,8 @@ def main(argv=None):
     parser.add_argument("--draws", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-cost", type=float, default=1e13,
+                        help="NUTS's max_cost: the reference runs are long on purpose")
     parser.add_argument("--data-dir", default=os.path.join("..", "shared", "data"))
     parser.add_argument("--table", default="fidelity",
                         help="store the table under this name in benchmarks/results/fidelity.json")

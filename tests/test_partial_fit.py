@@ -287,3 +287,16 @@ def test_cnn_partial_fit_keeps_the_first_calls_image_shape():
     assert cnn.n_iter_ == 2 and cnn.n_samples_seen_ == 400
     with pytest.raises(ValueError, match="images of shape"):
         cnn.partial_fit(images[:10, :4, :4].reshape(10, 4, 4), y[:10])
+
+
+def test_vi_partial_fit_starts_q_at_the_carried_posterior():
+    # as variational continual learning: the next fit starts from the previous posterior
+    # (means and scales), not from init_scale; with a step size of ~0 it stays there
+    base = linear_gaussian_problem(n_samples=60)
+    reg = _regressor(VI(kl_weight=1.0, learning_rate=3e-3), batch_size=30, max_iter=3000)
+    _quiet(reg.partial_fit, base.X[:30], base.y[:30])
+    before = _theta(reg.posterior_.factors["scale"])
+    reg.set_params(inference=VI(kl_weight=1.0, learning_rate=1e-12), max_iter=1)
+    _quiet(reg.partial_fit, base.X[30:], base.y[30:])
+    np.testing.assert_allclose(_theta(reg.posterior_.factors["scale"]), before, rtol=1e-4)
+    assert np.all(before > 10 * 1e-3)  # far from init_scale: the start was the posterior

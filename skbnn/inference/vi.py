@@ -409,12 +409,29 @@ def step(rng_key, state: VIState, batch, *, model, config: VIConfig, data_size, 
 
 @partial(jax.jit, static_argnames=("input_shape",))
 def _init(model, config, rng_key, input_shape, init_params):
-    return init(single_start(model, rng_key, input_shape, init_params), config)
+    return _from_prior(model, config,
+                       init(single_start(model, rng_key, input_shape, init_params), config))
+
+
+def _from_prior(model, config, state: VIState) -> VIState:
+    """Where the prior is a carried posterior (``partial_fit``: one precision per
+    parameter), the network's scales start at the prior's, so ``q`` starts at the
+    previous posterior (as variational continual learning does) instead of at
+    ``init_scale``; the means start where ``init_params`` put them."""
+    alpha = model.prior.alpha
+    if not isinstance(alpha, dict):
+        return state
+    log_scale = state.variational["log_scale"]
+    network = jax.tree.map(lambda a, s: jnp.broadcast_to(-0.5 * jnp.log(a), s.shape).astype(s.dtype),
+                           alpha, log_scale["network"])
+    variational = {"mean": state.variational["mean"],
+                   "log_scale": {**log_scale, "network": network}}
+    return VIState(variational, _optimizer(config).init(variational))
 
 
 @jax.jit
-def _restart(config, params):
-    return init(params, config)
+def _restart(model, config, params):
+    return _from_prior(model, config, init(params, config))
 
 
 @partial(jax.jit, static_argnames=("batch_size", "shuffle"))
@@ -545,7 +562,7 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
         config = config.replace(kl_weight=jnp.asarray(weight, config.learning_rate.dtype))
     elif config.map_epochs:
         start = _map_warm_start(model, data, config, key_init, training, init_params)
-        state = _restart(config, start)
+        state = _restart(model, config, start)
     else:
         state = _init(model, config, key_init, data.X.shape[1:], init_params)
     advice = (
