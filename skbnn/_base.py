@@ -112,6 +112,16 @@ def auto_batch_size(n_rows):
     return int(min(200, max(1, -(-int(n_rows) // STEPS_PER_EPOCH))))
 
 
+def _diagonal_prior(mean, variance):
+    """The independent Gaussian prior with these means and variances (pytrees)."""
+    dtype = _float_dtype()
+    tiny = np.finfo(dtype).tiny
+    return GaussianPrior(
+        jax.tree.map(lambda v: (1.0 / np.maximum(np.asarray(v, np.float64), tiny)).astype(dtype),
+                     variance),
+        jax.tree.map(lambda m: np.asarray(m, dtype), mean))
+
+
 def _entropy(p, axis=-1):
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=axis)
@@ -279,12 +289,11 @@ class BaseBayesianNetwork(BaseEstimator):
         return {}
 
     def _check_streaming(self, strategy, fitted):
-        """The strategy's ``streaming`` mode, or a clear error where partial_fit cannot go on."""
+        """The strategy's ``streaming`` mode (``partial_fit`` exists only where it has one,
+        see ``_check_partial_fit_available``), after checking that a stream goes on with
+        the strategy it started with."""
         name = getattr(strategy, "name", None) or type(strategy).__name__
-        mode = getattr(strategy, "streaming", None)
-        if mode not in ("epoch", "prior", "curvature", "draws"):
-            reason = getattr(strategy, "streaming_refusal", "it declares no streaming mode")
-            raise ValueError(f"partial_fit is not available with inference={name!r}: {reason}.")
+        mode = strategy.streaming
         previous = getattr(getattr(self, "inference_", None), "name", None)
         if fitted and previous != name:
             raise ValueError(
@@ -310,11 +319,11 @@ class BaseBayesianNetwork(BaseEstimator):
 
         dtype = _float_dtype()
         draws = jax.device_get(self.posterior_.flatten()["network"])
-        first = jax.tree.map(lambda x: np.asarray(x[0]), draws)
-        _, unravel = ravel_pytree(first)
-        flat = np.stack([np.asarray(ravel_pytree(jax.tree.map(lambda x, i=i: x[i], draws))[0],
-                                    np.float64)
-                         for i in range(jax.tree.leaves(draws)[0].shape[0])])
+        leaves = jax.tree.leaves(draws)
+        # one row per draw, in ravel_pytree's order (the leaves', each raveled)
+        flat = np.concatenate([np.asarray(x, np.float64).reshape(x.shape[0], -1)
+                               for x in leaves], axis=1)
+        _, unravel = ravel_pytree(jax.tree.map(lambda x: x[0], draws))
         n_draws, n_params = flat.shape
         mean = unravel(flat.mean(axis=0).astype(dtype))
         if n_draws < 2:
@@ -330,8 +339,7 @@ class BaseBayesianNetwork(BaseEstimator):
                                 curvature={"G": rest.astype(dtype)},
                                 n_eff=np.asarray(1.0, dtype), structure="full",
                                 subset=("network",))
-        variance = np.maximum(flat.var(axis=0, ddof=1), np.finfo(dtype).tiny)
-        return GaussianPrior(unravel((1.0 / variance).astype(dtype)), mean)
+        return _diagonal_prior(mean, unravel(flat.var(axis=0, ddof=1)))
 
     def _laplace_as_prior(self):
         """The fitted Laplace posterior as the next batch's prior (``partial_fit``,
@@ -361,13 +369,8 @@ class BaseBayesianNetwork(BaseEstimator):
                 f"Gaussian, but it is a {type(posterior).__name__}"
                 + (" over a subset of the weights" if getattr(posterior, "subset", ()) else "")
                 + ". Call fit to start again.")
-        dtype = _float_dtype()
-        mean = jax.tree.map(lambda x: np.asarray(x, dtype), posterior.mean["network"])
-        variance = posterior.marginal_variance()["network"]
-        tiny = np.finfo(dtype).tiny
-        alpha = jax.tree.map(lambda v: (1.0 / np.maximum(np.asarray(v, dtype), tiny)).astype(dtype),
-                             variance)
-        return GaussianPrior(alpha, mean)
+        return _diagonal_prior(posterior.mean["network"],
+                               posterior.marginal_variance()["network"])
 
     def _split_validation(self, X, y, sample_weight, rng):
         if not self.early_stopping:
