@@ -16,10 +16,12 @@ numpyro's (``numpyro.infer.hmc.hmc(..., algo="NUTS")`` and
   model and the data passed as pytree arguments. Unlike
   ``numpyro.infer.MCMC``, whose compiled program is cached on the driver
   object, a second fit on data of the same shape compiles nothing.
-  :func:`_sample` calls it once for the whole run, or with ``verbose`` once
-  per tenth of warmup and of sampling, printing progress in between: the
-  bounds are traced values, so the segments reuse the one program, and the
-  draws are the same bit for bit;
+  :func:`_sample` calls it once per segment of the run (short enough that
+  the memory a program holds while it runs stays bounded, see
+  :func:`_stops`), and with ``verbose`` at each tenth of warmup and of
+  sampling too, printing progress in between: the bounds are traced values,
+  so the segments reuse the one program, and the draws are the same bit for
+  bit;
 - :func:`_run_chains` runs the chains either vmapped in one program
   (``chain_method="vectorized"``, numpyro's name; the chain axis sharded over
   the devices when several are visible) or each in its own unbatched program,
@@ -279,26 +281,56 @@ def _transitions(model, data: Data, config: NUTSConfig, rng_key, positions, temp
     return carry, (carry[0].adapt_state.step_size, divergences)
 
 
+#: Bytes of host memory that one chain's run may hold per (row x parameter x
+#: transition) until its program returns: XLA:CPU keeps what a running program
+#: allocates inside its loops until the program ends when several run at once
+#: (the parallel chains). Measured on concrete (824 rows, 8-50-1): about 8 MB
+#: per transition and chain, so a 4 x (2,000 + 5,000) run in one call each
+#: grew past 24 GB; in segments it stays flat.
+_BYTES_PER_ROW_PARAM = 20
+#: Host memory one chain's segment may hold.
+_SEGMENT_BYTES = 64e6
+#: Longest segment, in transitions, whatever the size of the model.
+_MAX_SEGMENT = 100
+
+
+def _stops(config: NUTSConfig, n_rows: int, n_params: int, progress=None) -> list[int]:
+    """Transition counts at which :func:`_transitions` calls end (the last one: all).
+
+    The run is cut into segments short enough that the memory a chain's
+    program holds while it runs stays under ``_SEGMENT_BYTES`` (see
+    ``_BYTES_PER_ROW_PARAM``), and at ``progress``'s checkpoints. Segments
+    reuse one compiled program and give the same draws bit for bit; each
+    costs one dispatch, nothing measurable beside a NUTS transition.
+    """
+    n_iter = config.n_warmup + config.n_draws * config.thinning
+    per_transition = _BYTES_PER_ROW_PARAM * max(n_rows, 1) * max(n_params, 1)
+    length = int(np.clip(_SEGMENT_BYTES // per_transition, 1, _MAX_SEGMENT))
+    stops = set(range(length, n_iter, length)) | {n_iter}
+    if progress is not None:
+        stops |= set(progress.checkpoints)
+    return sorted(c for c in stops if 0 < c <= n_iter)
+
+
 def _sample(model, data: Data, config: NUTSConfig, rng_key, positions, template,
-            progress=None, chains=None):
+            stops, progress=None, chains=None):
     """Warm up and sample all chains.
 
     ``positions``: raveled starts, ``(n_chains, n_params)``; ``template``: one
     parameter pytree (its structure and shapes give the unravelling).
     Returns the kept positions ``(n_chains, n_draws, n_params)``, the
     :class:`NUTSInfo` of every transition (leading axes: transition, chain;
-    warmup first) and the final states. Without ``progress`` the transitions
-    run in one call; with a :class:`_Progress`, in the segments between its
-    checkpoints, each reported to it as it ends (the same compiled program and
+    warmup first) and the final states. The transitions run in the segments
+    that end at ``stops`` (see :func:`_stops`); those at a :class:`_Progress`
+    checkpoint are reported to it as they end (the same compiled program and
     the same draws). ``chains``: the sharding of the chain axis, or None.
     """
     carry = _start(model, data, config, rng_key, positions, template, chains)
-    n_iter = config.n_warmup + config.n_draws * config.thinning
     start = 0
-    for stop in [n_iter] if progress is None else progress.checkpoints:
+    for stop in stops:
         carry, (step_size, divergences) = _transitions(model, data, config, rng_key, positions,
                                                        template, carry, start, stop, chains)
-        if progress is not None:
+        if progress is not None and stop in progress.checkpoints:
             progress.report(stop, np.asarray(step_size), np.asarray(divergences))
         start = stop
     states, kept, info = carry
@@ -379,21 +411,20 @@ def _run_chains(model, data: Data, config: NUTSConfig, rng_key, positions, templ
     """
     n_chains = config.n_chains
     progress = _Progress(config, n_chains) if verbose else None
+    stops = _stops(config, int(data.X.shape[0]), int(positions.shape[-1]), progress)
     if chain_method == "vectorized":
         chains, replicated = chain_sharding(n_chains)
         if chains is not None:
             positions = jax.device_put(positions, chains)
             data = jax.device_put(data, replicated)
-        draws, info, _ = _sample(model, data, config, rng_key, positions, template, progress,
-                                 chains)
+        draws, info, _ = _sample(model, data, config, rng_key, positions, template, stops,
+                                 progress, chains)
         return draws, info, 1 if chains is None else len(chains.mesh.devices.flat)
 
     one_chain = config.replace(n_chains=1)
     keys = jax.random.split(rng_key, n_chains)
     devices = jax.devices()[: min(n_chains, jax.device_count())]
     on_device = {d: jax.device_put(data, d) for d in devices}
-    stops = [config.n_warmup + config.n_draws * config.thinning] if progress is None \
-        else progress.checkpoints
     carries = [None] * n_chains
 
     def segment(i, k):
@@ -416,7 +447,7 @@ def _run_chains(model, data: Data, config: NUTSConfig, rng_key, positions, templ
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 i, k, step_size, divergences = future.result()
-                if progress is not None:
+                if progress is not None and stops[k] in progress.checkpoints:
                     progress.report(stops[k], step_size, divergences)
                 if k + 1 < len(stops):
                     pending.add(pool.submit(segment, i, k + 1))

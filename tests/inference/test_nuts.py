@@ -409,12 +409,35 @@ def test_parallel_chains_are_single_chain_runs_of_their_own_keys():
     assert np.asarray(info.num_steps).shape == (30, 3)
     one = config.replace(n_chains=1)
     for i, chain_key in enumerate(jax.random.split(key, 3)):
+        # one call for all 30 transitions: the parallel run's segments change nothing
         alone, alone_info, _ = nuts._sample(model, data, one, chain_key, positions[i:i + 1],
-                                            template)
+                                            template, [30])
         np.testing.assert_array_equal(draws[i], np.asarray(alone)[0])
         np.testing.assert_array_equal(np.asarray(info.num_steps)[:, i],
                                       np.asarray(alone_info.num_steps)[:, 0])
     assert len({draws[i].tobytes() for i in range(3)}) == 3
+
+
+def test_long_runs_are_cut_into_segments_that_bound_the_memory_held():
+    # XLA:CPU holds what a running chain's program allocates in its loops until
+    # the program returns (4 x 7,000 transitions on concrete grew past 24 GB):
+    # the run is cut so that each call holds at most _SEGMENT_BYTES
+    from skbnn.inference import nuts
+    from skbnn.inference.base import Training
+
+    config = NUTS(n_warmup=2000, n_draws=5000).config(None, Training())
+    stops = nuts._stops(config, n_rows=824, n_params=501)
+    lengths = np.diff([0, *stops])
+    assert stops[-1] == 7000 and np.all(lengths > 0)
+    assert lengths.max() * nuts._BYTES_PER_ROW_PARAM * 824 * 501 <= nuts._SEGMENT_BYTES
+    assert len(stops) < 7000 / 5  # not one dispatch per transition either
+    # a small model: segments of at most _MAX_SEGMENT; progress checkpoints kept
+    progress = nuts._Progress(config, 4)
+    stops = nuts._stops(config, n_rows=30, n_params=10, progress=progress)
+    assert np.diff([0, *stops]).max() <= nuts._MAX_SEGMENT
+    assert set(progress.checkpoints) <= set(stops)
+    # a huge model: one transition per call, never zero
+    assert nuts._stops(config.replace(n_warmup=3, n_draws=2), 10**6, 10**6) == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
