@@ -7,6 +7,7 @@ it to the inference strategy and stores what comes back as plain data. The
 prediction methods evaluate the posterior predictive and reduce it with numpy.
 """
 
+import os
 import warnings
 from functools import partial
 from numbers import Integral, Real
@@ -38,6 +39,7 @@ from .model import Model
 from .posterior import rows_per_chunk
 from .priors import GaussianPrior, LaplacePrior
 from .utils._compile import release_compiled_programs
+from .utils._host import hosted
 from .utils._io import load_estimator, save_estimator
 from .utils._sklearn_compat import (
     HasMethods,
@@ -127,6 +129,32 @@ def _entropy(p, axis=-1):
         return -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=axis)
 
 
+#: ``stream_data="auto"`` streams X when it needs more than this share of the
+#: device's free memory (the rest is for the network, its gradients and the draws).
+STREAM_SHARE = 0.5
+
+
+def _row_bytes(X):
+    """Bytes of ``X`` on the device, in JAX's float dtype (sparse: its non-zeros)."""
+    itemsize = np.dtype(_float_dtype()).itemsize
+    if sp.issparse(X):
+        return X.nnz * (itemsize + 4)
+    return int(np.prod(X.shape)) * itemsize
+
+
+def _device_free_bytes():
+    """Free memory of the default device: an accelerator's from its memory statistics;
+    for a CPU, whose device memory is the host's, the host's physical memory (``inf``
+    where neither is known)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
 class BaseBayesianNetwork(BaseEstimator):
     """Base class of the skbnn estimators; not for direct use."""
 
@@ -155,6 +183,7 @@ class BaseBayesianNetwork(BaseEstimator):
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "stream_data": [StrOptions({"auto"}), "boolean"],
     }
 
     # --- hooks the concrete estimators fill in ---------------------------------
@@ -272,17 +301,39 @@ class BaseBayesianNetwork(BaseEstimator):
                 max_fun=int(self.max_fun)),
         )
         init_params = self._warm_start_params(model, X) if warm else None
-        with warnings.catch_warnings():
+        stream = self._stream_rows(X, strategy, training)
+        with warnings.catch_warnings(), hosted():
             if incremental and mode == "epoch":
                 # one epoch by design, as MLP's partial_fit: not a convergence problem
                 warnings.filterwarnings("ignore", category=ConvergenceWarning)
             result = strategy.run(
-                model, device_data(*train), key, training=training, init_params=init_params,
-                validation=None if validation is None else device_data(*validation),
+                model, device_data(*train, stream=stream), key, training=training,
+                init_params=init_params,
+                validation=None if validation is None else device_data(*validation,
+                                                                       stream=stream),
             )
         self._store_fit(result, model, strategy, n_train, X, warm=warm)
         self.n_samples_seen_ = seen
         return self
+
+    def _stream_rows(self, X, strategy, training):
+        """Whether ``X`` stays on the host and goes to the device a minibatch at a time
+        (``stream_data``; "auto": when it takes more than ``STREAM_SHARE`` of the
+        device's free memory and the strategy can). ``True`` refuses a strategy or
+        solver that needs all rows at once."""
+        name = getattr(strategy, "name", None) or type(strategy).__name__
+        refusal = getattr(strategy, "host_rows_refusal", "it declares no host streaming")
+        if refusal is None and training.optimizer.solver == "lbfgs":
+            refusal = "solver='lbfgs' is full-batch: every step takes all rows"
+        if self.stream_data == "auto":  # where the strategy can, and X needs it
+            return refusal is None and _row_bytes(X) > STREAM_SHARE * _device_free_bytes()
+        if self.stream_data and refusal is not None:
+            raise ValueError(
+                "stream_data=True keeps the training rows on the host and streams minibatches "
+                f"to the device, which inference={name!r} cannot take: {refusal}. Use a "
+                "minibatch strategy ('psgld', 'vi', 'map', 'laplace', 'ensemble') with "
+                "solver 'adam' or 'sgd'.")
+        return bool(self.stream_data)
 
     def _target_options(self, incremental, classes, fitted):
         """Keyword arguments of ``_encode_targets`` for a ``partial_fit`` step."""

@@ -171,6 +171,7 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         beta_2=0.999,
         epsilon=1e-8,
         max_fun=15000,
+        stream_data="auto",
     ):
         self.conv_channels = conv_channels
         self.kernel_size = kernel_size
@@ -202,6 +203,7 @@ class BayesianCNNClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.max_fun = max_fun
+        self.stream_data = stream_data
 
     def _conv_channels(self):
         channels = self.conv_channels

@@ -110,6 +110,17 @@ _COMMON_PARAMETERS = """
 
     max_fun : int, default=15000
         Most loss evaluations of 'lbfgs'.
+
+    stream_data : 'auto' or bool, default='auto'
+        Where the training rows live during ``fit``. ``False``: on the device,
+        put there once. ``True``: ``X`` stays on the host (a numpy memmap or
+        any array that slices by rows) and each minibatch goes to the device
+        as the epoch reaches it, the next one read while the device trains;
+        the fit equals the on-device one for the same ``random_state``.
+        Needs a minibatch strategy (not 'nuts') and solver 'adam' or 'sgd'.
+        'auto': stream when ``X`` would take more than half of the device's
+        free memory (a CPU's: half the host's memory) and the strategy can.
+        Pass ``X`` as float32 to stream a memmap without copying it.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -257,6 +268,7 @@ class BayesianMLPClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         beta_2=0.999,
         epsilon=1e-8,
         max_fun=15000,
+        stream_data="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -282,6 +294,7 @@ class BayesianMLPClassifier(BayesianClassifierMixin, BaseBayesianNetwork):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.max_fun = max_fun
+        self.stream_data = stream_data
 
     def _network(self, n_outputs):
         return build_mlp(self._hidden_layer_sizes(), self.activation, n_outputs)
@@ -402,6 +415,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         beta_2=0.999,
         epsilon=1e-8,
         max_fun=15000,
+        stream_data="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -430,6 +444,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.max_fun = max_fun
+        self.stream_data = stream_data
 
     def _network(self, n_outputs):
         return build_mlp(self._hidden_layer_sizes(), self.activation, n_outputs)

@@ -30,6 +30,7 @@ from flax import struct
 from ._types import Params
 from .structures import STRUCTURES, dense_probe, get_structure, row_jacobians
 from .utils._io import serializable
+from .utils._host import HostRows
 from .utils._sparse import SparseRows, densify
 from .utils._tree import get_path, set_path
 
@@ -365,7 +366,7 @@ def _map_chunks(fn, X, chunk_size, *, row_axis):
     padded, so every row goes through one compiled program), outputs concatenated along
     ``row_axis``."""
     sparse = isinstance(X, SparseRows) or sp.issparse(X)
-    X = X if sparse else np.asarray(X)
+    X = X if sparse or isinstance(X, HostRows) else np.asarray(X)
     parts = []
     for start in range(0, X.shape[0], chunk_size):
         chunk = X[start : start + chunk_size]

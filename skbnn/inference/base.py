@@ -41,10 +41,12 @@ from .. import diagnostics
 from .._types import Array
 from ..model import Batch
 from ..utils._random import permutation
+from ..utils._host import HostRows, host_chunks
 from ..utils._sparse import SparseRows
 
 __all__ = [
     "Strategy",
+    "HOST_CHUNK_ROWS",
     "N_STANDARD_ERRORS",
     "MIN_SCORED_ROWS",
     "SCORE_TOLERANCE",
@@ -74,6 +76,7 @@ __all__ = [
     "warn_unused_optimizer",
     "count_batches",
     "device_data",
+    "validation_score",
     "minibatch_indices",
     "scan_minibatches",
     "single_start",
@@ -84,17 +87,23 @@ __all__ = [
 Data = Batch
 
 
-def device_data(X, y, weight) -> Data:
+def device_data(X, y, weight, *, stream=False) -> Data:
     """Put the training rows on the default device, in JAX's float dtype.
 
     A scipy sparse ``X`` goes as :class:`~skbnn.utils._sparse.SparseRows`
     (its non-zeros only); the network densifies one minibatch at a time.
+    With ``stream``, ``X`` stays on the host as
+    :class:`~skbnn.utils._host.HostRows` (register it inside a
+    :func:`~skbnn.utils._host.hosted` block), streamed one minibatch at a time.
     """
     dtype = jnp.result_type(float)
     y = jnp.asarray(y)
     if jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(dtype)
-    X = SparseRows.from_scipy(X, dtype) if sp.issparse(X) else jnp.asarray(X, dtype=dtype)
+    if stream:
+        X = HostRows.register(X, dtype)
+    else:
+        X = SparseRows.from_scipy(X, dtype) if sp.issparse(X) else jnp.asarray(X, dtype=dtype)
     return Data(X, y, jnp.asarray(weight, dtype=dtype))
 
 
@@ -279,10 +288,26 @@ def scan_minibatches(step_fn, state, data: Data, rng_key, batch_size: int, shuff
 
     Meant to be called inside a jitted function: the epoch is one
     ``lax.scan``; the stacked ``info`` has a leading ``n_batches`` axis.
+    When ``data.X`` is :class:`~skbnn.utils._host.HostRows`, each step asks
+    the host for its minibatch's rows, and the host reads the next step's
+    rows while the device runs this one: the same minibatches in the same
+    order as with ``X`` on the device.
     """
     key_order, key_steps = jax.random.split(rng_key)
     idx = minibatch_indices(key_order, data.X.shape[0], batch_size, shuffle)
     step_keys = jax.random.split(key_steps, idx.shape[0])
+
+    if isinstance(data.X, HostRows):
+        rest = data._replace(X=None)
+
+        def streamed(state, xs):
+            rows, next_rows, key = xs
+            batch = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), rest)
+            return step_fn(key, state, batch._replace(X=data.X.fetch(rows, next_rows)))
+
+        # the last step reads nothing ahead: its "next" rows are its own
+        ahead = jnp.concatenate([idx[1:], idx[-1:]], axis=0)
+        return jax.lax.scan(streamed, state, (idx, ahead, step_keys))
 
     def body(state, xs):
         rows, key = xs
@@ -359,6 +384,25 @@ def check_finite(tree, *, strategy: str, advice: str):
 @jax.jit
 def _validation_score(model, params, data: Data):
     return model.score(params, data.X, data.y)
+
+
+@jax.jit
+def _network_outputs(model, params, X):
+    return model.network.apply(params["network"], X)
+
+
+#: Rows per chunk of a full-data computation on host rows.
+HOST_CHUNK_ROWS = 1024
+
+
+def validation_score(model, params, data: Data):
+    """Accuracy or R² of ``params`` on ``data`` (host rows: the outputs a chunk at a time)."""
+    if not isinstance(data.X, HostRows):
+        return _validation_score(model, params, data)
+    outputs = jnp.concatenate([
+        _network_outputs(model, params, X)
+        for _, X in host_chunks(data.X, np.arange(data.X.shape[0]), HOST_CHUNK_ROWS)])
+    return model.likelihood.score(params["likelihood"], outputs, data.y)
 
 
 #: A loss whose last tenth of the run brought less than this share of the
@@ -469,7 +513,7 @@ class EpochMonitor:
         if not self.stopping:
             return False
         if self.validation is not None:
-            score = float(_validation_score(self.model, params, self.validation))
+            score = float(validation_score(self.model, params, self.validation))
             self.validation_scores.append(score)
             if t.verbose:
                 print(f"Validation score: {score:.6f}")
@@ -536,6 +580,10 @@ def split_rows(data: Data, rows) -> tuple[Data, Data]:
     keep = np.ones(data.X.shape[0], dtype=bool)
     keep[rows] = False
     fit = np.flatnonzero(keep)
+    if isinstance(data.X, HostRows):  # host rows: index the host array, copy nothing
+        rest = data._replace(X=None)
+        return tuple(jax.tree.map(lambda a: a[r], rest)._replace(X=data.X.subset(r))
+                     for r in (fit, np.asarray(rows)))
     return (jax.tree.map(lambda a: a[fit], data), jax.tree.map(lambda a: a[rows], data))
 
 
@@ -673,6 +721,9 @@ class BaseStrategy(BaseEstimator):
 
     #: The name used by ``inference=`` strings.
     name = None
+    #: Why the strategy cannot train on rows streamed from the host
+    #: (``stream_data``), or None when it can: its loops take minibatches.
+    host_rows_refusal = None
     #: Diagnostics the estimators also set as fitted attributes (``rhat_``, ...).
     fitted_diagnostics = ()
     #: How ``partial_fit`` continues a fit (see ``BaseBayesianNetwork.partial_fit``):

@@ -45,6 +45,7 @@ from jax.flatten_util import ravel_pytree
 from ..posterior import GaussianPosterior, rows_per_chunk
 from ..priors import LaplacePrior
 from ..structures import STRUCTURES, Block, get_structure, hessian_factor, layers
+from ..utils._host import HostRows
 from ..utils._tree import get_path, set_path
 from ..utils._io import serializable
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions
@@ -144,7 +145,11 @@ def step(rng_key, state: LaplaceState, batch, *, model, params, subset, structur
 
 
 def _chunks(data: Data, chunk_size: int) -> Data:
-    """Rows as ``(n_chunks, chunk_size, ...)``, the last chunk padded with weight-0 rows."""
+    """Rows as ``(n_chunks, chunk_size, ...)``, the last chunk padded with weight-0 rows.
+
+    Host rows (:class:`~skbnn.utils._host.HostRows`) stay on the host: ``X``
+    is then each chunk's row indices, and :func:`_rows` fetches them.
+    """
     n = data.X.shape[0]
     n_chunks = -(-n // chunk_size)
     pad = n_chunks * chunk_size - n
@@ -153,7 +158,19 @@ def _chunks(data: Data, chunk_size: int) -> Data:
         x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
         return x.reshape(n_chunks, chunk_size, *x.shape[1:])
 
+    if isinstance(data.X, HostRows):
+        return jax.tree.map(split, data._replace(X=jnp.arange(n)))
     return jax.tree.map(split, data)
+
+
+def _rows(batch: Data, host) -> Data:
+    """A chunk of :func:`_chunks` with its rows: from the host when ``host`` is the
+    :class:`~skbnn.utils._host.HostRows` they come from, else as they are."""
+    return batch if host is None else batch._replace(X=host.fetch(batch.X))
+
+
+def _host(data: Data):
+    return data.X if isinstance(data.X, HostRows) else None
 
 
 @partial(jax.jit, static_argnames=("subset", "structure", "chunk_size"))
@@ -161,8 +178,8 @@ def _accumulate(model, params, data, subset, structure, chunk_size):
     state = init(get_path(params, subset), structure)
 
     def body(state, batch):
-        state, _ = step(None, state, batch, model=model, params=params, subset=subset,
-                        structure=structure)
+        state, _ = step(None, state, _rows(batch, _host(data)), model=model, params=params,
+                        subset=subset, structure=structure)
         return state, None
 
     state, _ = jax.lax.scan(body, state, _chunks(data, chunk_size))
@@ -173,11 +190,13 @@ def _accumulate(model, params, data, subset, structure, chunk_size):
 # Low rank: Lanczos on GGN-vector products
 
 
-def _ggn_vp(model, params, subset, chunks, v):
-    """``sum_n w_n J_n^T H_n J_n v`` over all chunks, for raveled covered weights."""
+def _ggn_vp(model, params, subset, chunks, v, host=None):
+    """``sum_n w_n J_n^T H_n J_n v`` over all chunks, for raveled covered weights
+    (``host``: the host rows the chunks index, see :func:`_chunks`)."""
     flat, unravel = ravel_pytree(get_path(params, subset))
 
     def body(acc, batch):
+        batch = _rows(batch, host)
         def outputs(theta):
             full = set_path(params, subset, unravel(theta))
             return model.network.apply(full["network"], batch.X)
@@ -209,7 +228,7 @@ def _lanczos(model, params, data, rng_key, subset, chunk_size, n_iter, rank):
 
     def body(i, carry):
         basis, alphas, betas = carry
-        w = _ggn_vp(model, params, subset, chunks, basis[i])
+        w = _ggn_vp(model, params, subset, chunks, basis[i], _host(data))
         alpha = w @ basis[i]
         for _ in range(2):  # twice is enough (Parlett's "twice is enough")
             w = w - basis.T @ (basis @ w)

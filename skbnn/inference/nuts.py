@@ -738,6 +738,8 @@ class NUTS(BaseStrategy):
     """
 
     name = "nuts"
+    host_rows_refusal = ("NUTS is full-batch: every gradient takes all rows, so they must "
+                         "be on the device")
     streaming_refusal = (
         "NUTS needs every row at each step (its trajectories use the full-data "
         "gradient), so it cannot update on one batch at a time. Fit on all rows, or use "

@@ -66,7 +66,9 @@ from ..posterior import SamplePosterior
 from ..utils._io import serializable
 from ..utils._random import normal_like
 from ..utils._sklearn_compat import Interval, StrOptions
+from ..utils._host import HostRows, host_chunks
 from .base import (
+    HOST_CHUNK_ROWS,
     MIN_SCORED_ROWS,
     TEMPERATURE_LADDER,
     BaseStrategy,
@@ -415,7 +417,13 @@ class _TemperatureSearch:
         if epoch < self.n_epochs - max(3, self.n_epochs // 4):
             return
         rows = self.rows
-        loglik = np.asarray(_chain_loglik(model, params, self.X[rows], self.y[rows]), np.float64)
+        if isinstance(self.X, HostRows):  # host rows: a chunk on the device at a time
+            loglik = np.concatenate([
+                np.asarray(_chain_loglik(model, params, X, self.y[rows[at]]), np.float64)
+                for at, X in host_chunks(self.X, rows, HOST_CHUNK_ROWS)], axis=-1)
+        else:
+            loglik = np.asarray(_chain_loglik(model, params, self.X[rows], self.y[rows]),
+                                np.float64)
         loglik = loglik.reshape(self.n_groups, self.n_chains, rows.size)
         # each row scored by the chain of each group that held it back
         self.scores.append(loglik[:, self.fold[rows], np.arange(rows.size)])
