@@ -18,6 +18,7 @@ Both satisfy the :class:`Posterior` protocol the estimators use. Draws go
 through ``predictive``: a compiled loop over draws, in fixed-size chunks of rows.
 """
 
+import weakref
 from functools import partial
 from typing import Protocol, runtime_checkable
 
@@ -137,7 +138,7 @@ class SamplePosterior:
 
     def predict_draws(self, model, X, *, chunk_size=256):
         """The likelihood's predictive quantities under every draw: see ``predictive``."""
-        return predictive(model, self.predictive_draws(), X, chunk_size=chunk_size)
+        return predictive(model, _on_device(self), X, chunk_size=chunk_size)
 
     def predict_moments(self, model, X, *, chunk_size=256):
         """Closed-form predictive, where the posterior has one; None: average the draws."""
@@ -361,13 +362,39 @@ def _glm_draws_chunk(model, posterior, covered_draws, X):
     return jax.vmap(one)(covered_draws)
 
 
+#: Device bytes of chunk outputs that prediction lets pile up before it copies them
+#: to the host: the chunks are dispatched without waiting for each other.
+PENDING_BYTES = 1 << 28
+
+_DEVICE_DRAWS = {}  # id(posterior) -> (weak reference to it, its flattened draws on the device)
+
+
+def _on_device(posterior):
+    """``posterior.predictive_draws()`` on the device, put there once per posterior (not
+    once per prediction call) and dropped with it."""
+    entry = _DEVICE_DRAWS.get(id(posterior))
+    if entry is None or entry[0]() is not posterior:
+        entry = (weakref.ref(posterior), jax.device_put(posterior.predictive_draws()))
+        _DEVICE_DRAWS[id(posterior)] = entry
+        weakref.finalize(posterior, _DEVICE_DRAWS.pop, id(posterior), None)
+    return entry[1]
+
+
 def _map_chunks(fn, X, chunk_size, *, row_axis):
     """``fn`` over rows of ``X`` in chunks of exactly ``chunk_size`` (the last one
     padded, so every row goes through one compiled program), outputs concatenated along
-    ``row_axis``."""
+    ``row_axis``. The chunks are dispatched one after another without waiting; their
+    outputs come to the host together (every ``PENDING_BYTES``)."""
     sparse = isinstance(X, SparseRows) or sp.issparse(X)
     X = X if sparse or isinstance(X, HostRows) else np.asarray(X)
-    parts = []
+    parts, pending = [], []
+
+    def collect():
+        for out, n_valid in jax.device_get(pending):
+            parts.append(tuple(np.take(np.asarray(o), np.arange(n_valid), axis=row_axis)
+                               for o in out))
+        pending.clear()
+
     for start in range(0, X.shape[0], chunk_size):
         chunk = X[start : start + chunk_size]
         if sparse:  # sparse rows are densified a chunk at a time
@@ -377,9 +404,10 @@ def _map_chunks(fn, X, chunk_size, *, row_axis):
         if n_valid < chunk_size:
             pad = np.zeros((chunk_size - n_valid, *chunk.shape[1:]), dtype=chunk.dtype)
             chunk = np.concatenate([chunk, pad])
-        out = fn(jnp.asarray(chunk))
-        parts.append(tuple(np.take(np.asarray(o), np.arange(n_valid), axis=row_axis)
-                           for o in out))
+        pending.append((fn(jnp.asarray(chunk)), n_valid))
+        if sum(o.nbytes for out, _ in pending for o in out) >= PENDING_BYTES:
+            collect()
+    collect()
     return tuple(np.concatenate(group, axis=row_axis) for group in zip(*parts))
 
 

@@ -328,3 +328,19 @@ def test_network_equals_the_same_network_built_with_flax_conv():
     expected = Reference().apply({"params": params}, x)
     got = net._module().apply({"params": params}, x)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding,stride,kernel", [("SAME", 1, 5), ("SAME", 2, 3),
+                                                   ("VALID", 1, 3), ("VALID", 2, 5)])
+def test_the_accelerator_convolution_equals_the_patch_product(padding, stride, kernel):
+    # on accelerators the layer is XLA's convolution; on a CPU the matrix product
+    # over patches: the same parameters give the same outputs
+    from skbnn.networks._cnn import _Conv
+
+    x = jax.random.normal(jax.random.key(0), (3, 11, 9, 2))
+    patch = _Conv(4, kernel, stride, padding, native=False)
+    native = _Conv(4, kernel, stride, padding, native=True)
+    params = patch.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    np.testing.assert_allclose(native.apply(params, x), patch.apply(params, x),
+                               rtol=1e-5, atol=1e-5)

@@ -98,3 +98,36 @@ def test_predictive_is_the_same_for_any_row_subset_and_chunking():
     np.testing.assert_array_equal(sub_mean, mean[:, 10:13])
     direct = jax.vmap(lambda p: model.network.apply(p["network"], X))(draws)
     np.testing.assert_allclose(mean, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_prediction_puts_the_draws_on_the_device_once_and_drops_them_with_the_model(
+        monkeypatch):
+    import gc
+
+    from sklearn.datasets import load_iris
+
+    from skbnn import BayesianMLPClassifier
+    from skbnn import posterior as posterior_module
+
+    X, y = load_iris(return_X_y=True)
+    clf = BayesianMLPClassifier((4,), max_iter=20, random_state=0).fit(X, y)
+    put = []
+    real = posterior_module.jax.device_put
+
+    def counting(x, *a, **k):  # counts copies from the host
+        put.extend(1 for leaf in jax.tree.leaves(x) if isinstance(leaf, np.ndarray))
+        return real(x, *a, **k)
+
+    monkeypatch.setattr(posterior_module.jax, "device_put", counting)
+    first = clf.predict_proba(X)
+    n_puts = len(put)
+    # a second call: the draws are on the device already; the chunks' outputs
+    # come back together or (PENDING_BYTES tiny) one by one: the same numbers
+    monkeypatch.setattr(posterior_module, "PENDING_BYTES", 1)
+    np.testing.assert_array_equal(clf.predict_proba(X), first)
+    assert n_puts >= 1 and len(put) == n_puts
+    key = id(clf.posterior_)
+    assert key in posterior_module._DEVICE_DRAWS
+    del clf
+    gc.collect()
+    assert key not in posterior_module._DEVICE_DRAWS

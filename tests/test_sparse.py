@@ -66,8 +66,8 @@ def test_sparse_rows_go_to_the_device_as_their_non_zeros(monkeypatch):
     seen = []
     real = skbnn._base.device_data
 
-    def spy(*args):
-        data = real(*args)
+    def spy(*args, **kwargs):
+        data = real(*args, **kwargs)
         seen.append(data.X)
         return data
 
