@@ -131,3 +131,42 @@ def test_prediction_puts_the_draws_on_the_device_once_and_drops_them_with_the_mo
     del clf
     gc.collect()
     assert key not in posterior_module._DEVICE_DRAWS
+
+
+def test_predictive_draws_are_sharded_over_several_devices(tmp_path):
+    # A fresh process with 3 host devices (100 draws do not split evenly: the last
+    # share is padded): VI's and Laplace's predictive draws are split over the
+    # devices, and the predictions equal those of one device.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys, warnings, numpy as np, jax
+        warnings.simplefilter("ignore")
+        from sklearn.datasets import load_iris
+        from skbnn import BayesianMLPClassifier, posterior
+        from skbnn.inference import VI, Laplace
+        X, y = load_iris(return_X_y=True)
+        out = []
+        for inference in (VI(), VI(local_predictive=False), Laplace(predictive="network")):
+            clf = BayesianMLPClassifier((5,), inference=inference, max_iter=20,
+                                        random_state=0).fit(X, y)
+            out.append(clf.predict_proba(X))
+        draws = clf.posterior_.predictive_draws()
+        text = posterior._predict_chunk.lower(clf.model_, draws, X[:8]).as_text()
+        np.save(sys.argv[1], np.stack(out))
+        # the draws' share axis is constrained to the device mesh ("draws")
+        print(jax.device_count(), "sharding" in text and '"draws"' in text)
+    """)
+    outputs = {}
+    for n_dev in (1, 3):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_dev}",
+                   JAX_PLATFORMS="cpu")
+        path = tmp_path / f"{n_dev}.npy"
+        out = subprocess.run([sys.executable, "-c", script, str(path)], env=env,
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [str(n_dev), str(n_dev > 1)]
+        outputs[n_dev] = np.load(path)
+    np.testing.assert_allclose(outputs[3], outputs[1], rtol=1e-6, atol=1e-7)
