@@ -10,6 +10,7 @@ from ._mlp import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import SampleEnsemble
 from .utils._cache import enable_compilation_cache
 from .utils._io import load_estimator as load
+from .utils._parallel import parallel_config
 
 __version__ = "0.1.0.dev0"
 
@@ -22,4 +23,5 @@ __all__ = [
     "__version__",
     "enable_compilation_cache",
     "load",
+    "parallel_config",
 ]

@@ -57,3 +57,51 @@ def test_a_dask_cluster_gives_the_sequential_search(sequential):
                       dashboard_address=None) as cluster, Client(cluster):
         with parallel_backend("dask"):
             _same(_search(n_jobs=2), sequential)
+
+
+def _worker_state():
+    import os
+
+    from joblib.externals.loky import process_executor
+
+    return os.getpid(), process_executor._MAX_MEMORY_LEAK_SIZE, os.environ.get("SKBNN_TEST_INIT")
+
+
+def _mark(value):
+    import os
+
+    os.environ["SKBNN_TEST_INIT"] = value
+
+
+def test_parallel_config_keeps_loky_workers_and_their_compiled_programs():
+    # loky restarts a worker whose memory grew by 300 MB (with psutil): compiled
+    # programs count. skbnn.parallel_config raises the allowance in each worker
+    # (and still runs the user's initializer); the calling process is unchanged.
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import process_executor
+
+    import skbnn
+    from skbnn.utils._parallel import WORKER_GROWTH_BYTES
+
+    before = process_executor._MAX_MEMORY_LEAK_SIZE
+    with skbnn.parallel_config(n_jobs=2, initializer=_mark, initargs=("yes",)):
+        states = Parallel()(delayed(_worker_state)() for _ in range(4))
+    assert {s[1] for s in states} == {WORKER_GROWTH_BYTES}
+    assert {s[2] for s in states} == {"yes"}
+    assert process_executor._MAX_MEMORY_LEAK_SIZE == before
+    with Parallel(n_jobs=2) as plain:  # joblib's own loky workers: the default allowance
+        assert {s[1] for s in plain(delayed(_worker_state)() for _ in range(2))} == {before}
+
+
+def test_parallel_config_reuses_its_workers_from_one_search_to_the_next():
+    # a second search under skbnn.parallel_config runs on the same workers, which
+    # have compiled its programs already
+    from joblib import Parallel, delayed
+
+    import skbnn
+
+    pids = []
+    for _ in range(2):
+        with skbnn.parallel_config(n_jobs=2):
+            pids.append({s[0] for s in Parallel()(delayed(_worker_state)() for _ in range(4))})
+    assert pids[0] == pids[1]
