@@ -298,16 +298,7 @@ def scan_minibatches(step_fn, state, data: Data, rng_key, batch_size: int, shuff
     step_keys = jax.random.split(key_steps, idx.shape[0])
 
     if isinstance(data.X, HostRows):
-        rest = data._replace(X=None)
-
-        def streamed(state, xs):
-            rows, next_rows, key = xs
-            batch = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), rest)
-            return step_fn(key, state, batch._replace(X=data.X.fetch(rows, next_rows)))
-
-        # the last step reads nothing ahead: its "next" rows are its own
-        ahead = jnp.concatenate([idx[1:], idx[-1:]], axis=0)
-        return jax.lax.scan(streamed, state, (idx, ahead, step_keys))
+        return _scan_host_minibatches(step_fn, state, data, idx, step_keys)
 
     def body(state, xs):
         rows, key = xs
@@ -315,6 +306,57 @@ def scan_minibatches(step_fn, state, data: Data, rng_key, batch_size: int, shuff
         return step_fn(key, state, batch)
 
     return jax.lax.scan(body, state, (idx, step_keys))
+
+
+#: Host rows: one read from the host brings the rows of this many values at most
+#: (16 MB of float32)...
+READ_VALUES = 1 << 22
+#: ...and at most this share of an epoch's minibatches.
+READ_SHARE = 1 / 16
+
+
+def _scan_host_minibatches(step_fn, state, data: Data, idx, step_keys):
+    """``scan_minibatches`` on :class:`~skbnn.utils._host.HostRows`: the epoch's
+    minibatches in groups of ``k``, each group's rows read from the host at once (one
+    callback, the next group read ahead), then its ``k`` steps scanned on the device.
+
+    The steps, their order, rows and keys are those of the on-device epoch; reading
+    ``k`` minibatches per callback rather than one keeps the host round trips few.
+    """
+    n_batches, batch_size = idx.shape
+    row_values = int(np.prod(data.X.shape[1:]))
+    k = int(np.clip(min(READ_VALUES // (batch_size * row_values),
+                        int(n_batches * READ_SHARE)), 1, n_batches))
+    n_groups = n_batches // k
+    rest = data._replace(X=None)
+
+    def steps(state, X, rows, keys):
+        def one(state, xs):
+            x, r, key = xs
+            batch = jax.tree.map(lambda a: jnp.take(a, r, axis=0), rest)
+            return step_fn(key, state, batch._replace(X=x))
+        return jax.lax.scan(one, state, (X, rows, keys))
+
+    def fetch(rows, next_rows):
+        X = data.X.fetch(rows.reshape(-1), next_rows.reshape(-1))
+        return X.reshape(*rows.shape, *X.shape[1:])
+
+    grouped = idx[:n_groups * k].reshape(n_groups, k, batch_size)
+    # the last group reads nothing ahead: its "next" rows are its own
+    ahead = jnp.concatenate([grouped[1:], grouped[-1:]], axis=0)
+    keys = step_keys[:n_groups * k].reshape(n_groups, k, *step_keys.shape[1:])
+
+    def group(state, xs):
+        rows, next_rows, group_keys = xs
+        return steps(state, fetch(rows, next_rows), rows, group_keys)
+
+    state, info = jax.lax.scan(group, state, (grouped, ahead, keys))
+    info = jax.tree.map(lambda x: x.reshape(n_groups * k, *x.shape[2:]), info)
+    if n_groups * k < n_batches:  # the minibatches left over, in one more read
+        left = idx[n_groups * k:]
+        state, more = steps(state, fetch(left, left), left, step_keys[n_groups * k:])
+        info = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), info, more)
+    return state, info
 
 
 def _has_chain_axis(init_params, reference):
