@@ -23,7 +23,8 @@ is reused by accident (``--tables search,chains,stream``):
   on the device (``stream_data=False``) and streamed from the host
   (``stream_data=True``): epoch time (the second of two fits; the first
   compiles) and the most device memory alive at once during the epoch
-  (``jax.live_arrays()``, sampled at every minibatch), as a share of X.
+  (``jax.live_arrays()`` at every read from the host, plus the rows the read
+  brings), as a share of X.
 
 Run: python benchmarks/scaling.py [--tables search,chains,stream]
      [--data-dir ../shared/data]
@@ -214,8 +215,10 @@ def stream_child(data_dir, repeats, path, strategies):
     take = _host._Entry.take
 
     def watch(self, rows, next_rows=None):
-        peak["bytes"] = max(peak["bytes"], sum(a.nbytes for a in jax.live_arrays()))
-        return take(self, rows, next_rows)
+        out = take(self, rows, next_rows)  # the rows this read brings to the device
+        alive = sum(a.nbytes for a in jax.live_arrays())
+        peak["bytes"] = max(peak["bytes"], alive + out.nbytes)
+        return out
 
     _host._Entry.take = watch
     out = {"X bytes": X.nbytes, "rows": []}
@@ -255,7 +258,7 @@ def stream_table(args):
     title = (f"One epoch on MNIST repeated {args.repeats}x ({60_000 * args.repeats:,} rows, "
              f"{r['X bytes'] / 2**30:.2f} GiB float32 memmap), 784-300-100-10, batch 128")
     notes = ["device MB: the most device memory alive at once during the streamed epoch "
-             "(jax.live_arrays() at every minibatch); on the device, X itself and what was "
+             "(jax.live_arrays() at every read from the host, plus the rows it brings); on the device, X itself and what was "
              "alive before the fit", "psgld: 2 chains, temperature 1",
              f"{os.cpu_count()} cores"]
     return {"title": title, "columns": ["strategy", "X on", "epoch s", "x device",

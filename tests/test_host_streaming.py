@@ -70,9 +70,11 @@ def test_a_memmap_trains_with_only_the_minibatches_on_the_device(tmp_path, monke
     take = _host._Entry.take
 
     def watch(self, rows, next_rows=None):
+        out = take(self, rows, next_rows)  # and the rows this read brings
         live = jax.live_arrays()
-        seen.append((sum(a.nbytes for a in live), any(a.shape == X.shape for a in live)))
-        return take(self, rows, next_rows)
+        seen.append((sum(a.nbytes for a in live) + out.nbytes,
+                     any(a.shape == X.shape for a in live)))
+        return out
 
     monkeypatch.setattr(_host._Entry, "take", watch)
     clf = _fit(BayesianMLPClassifier((16,), inference="map", max_iter=2, batch_size=256,
