@@ -104,4 +104,5 @@ def test_parallel_config_reuses_its_workers_from_one_search_to_the_next():
     for _ in range(2):
         with skbnn.parallel_config(n_jobs=2):
             pids.append({s[0] for s in Parallel()(delayed(_worker_state)() for _ in range(4))})
-    assert pids[0] == pids[1]
+    # the second search ran on the first one's workers (quick tasks may all go to one)
+    assert pids[1] <= pids[0]
