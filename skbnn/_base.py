@@ -501,7 +501,10 @@ class BaseBayesianNetwork(BaseEstimator):
         self.n_iter_ = before[1] + int(result.n_iter)
         self.t_ = before[2] + int(result.n_iter) * int(n_train)
         self.n_layers_ = len(network.layer_names) + 1
-        self.n_outputs_ = int(model.likelihood.n_network_outputs)
+        # MLP's meaning: the targets of a regressor (a heteroscedastic network has
+        # a noise unit per target too), the output units of a classifier
+        self.n_outputs_ = int(getattr(model.likelihood, "n_outputs",
+                                      model.likelihood.n_network_outputs))
         self.out_activation_ = model.likelihood.out_activation
         self.diagnostics_ = dict(result.diagnostics or {})
         # diagnostics a strategy also exposes as fitted attributes (NUTS: rhat_, ess_, ...)

@@ -176,7 +176,9 @@ _COMMON_ATTRIBUTES = """
         Number of layers, input and output included.
 
     n_outputs_ : int
-        Number of network outputs.
+        Number of outputs: of targets for a regressor (a heteroscedastic
+        network has one noise unit per target besides), of output units for a
+        classifier.
 
     out_activation_ : str
         Output activation: 'logistic', 'softmax', 'identity' or 'exp' (the

@@ -393,3 +393,21 @@ def test_heteroscedastic_multioutput_coefs_reproduce_the_predicted_mean():
     hidden = np.tanh(X[:5] @ reg.coefs_[0] + reg.intercepts_[0])
     means = (hidden @ reg.coefs_[1] + reg.intercepts_[1])[:, :2]
     np.testing.assert_allclose(means, reg.predict(X[:5]), rtol=1e-5, atol=1e-5)
+
+
+def test_heteroscedastic_single_target_predicts_like_mlp_regressor():
+    # MLPRegressor's shapes: a 1-D y gives 1-D predictions and n_outputs_ == 1, though
+    # the network has a noise unit beside the mean unit; warm_start refits the same
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3))
+    y = X[:, 0] + (0.1 + 0.5 * np.abs(X[:, 1])) * rng.normal(size=120)
+    reg = BayesianMLPRegressor((8,), noise_std="heteroscedastic", inference="map",
+                               max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y)
+        mean, std = reg.predict(X, return_std=True)
+        assert mean.shape == std.shape == (120,)
+        assert reg.n_outputs_ == 1 and reg.coefs_[-1].shape == (8, 2)
+        reg.set_params(warm_start=True).fit(X, y)
+    assert reg.predict(X).shape == (120,)
