@@ -39,6 +39,7 @@ from .model import Model
 from .posterior import rows_per_chunk
 from .priors import GaussianPrior, LaplacePrior
 from .utils._compile import release_compiled_programs
+from .utils._eager import key as random_key
 from .utils._host import hosted
 from .utils._io import load_estimator, save_estimator
 from .utils._sklearn_compat import (
@@ -276,7 +277,7 @@ class BaseBayesianNetwork(BaseEstimator):
         rng = check_random_state(self.random_state)
         if incremental and fitted:  # another batch: other minibatch orders and draws
             rng = np.random.RandomState(rng.randint(np.iinfo(np.int32).max) + self.n_iter_)
-        key = jax.random.key(int(rng.randint(np.iinfo(np.int32).max)))
+        key = random_key(np.int32(rng.randint(np.iinfo(np.int32).max)))
         # as scikit-learn's MLP, partial_fit does not hold rows back for early stopping
         train, validation = ((X, y_enc, sample_weight), None) if incremental else \
             self._split_validation(X, y_enc, sample_weight, rng)

@@ -30,6 +30,7 @@ from flax import struct
 
 from ._types import Params
 from .structures import STRUCTURES, dense_probe, get_structure, row_jacobians
+from .utils._eager import to_device, wrap_key
 from .utils._io import serializable
 from .utils._host import HostRows
 from .utils._sparse import SparseRows, densify
@@ -239,7 +240,7 @@ class GaussianPosterior:
     def predictive_draws(self, rng_key=None) -> Params:
         """``n_predictive_draws`` draws, from ``rng_key`` or else from the stored key."""
         if rng_key is None:
-            rng_key = jax.random.wrap_key_data(jnp.asarray(self.key_data))
+            rng_key = wrap_key(to_device(self.key_data))
         return _sample(self, rng_key, self.n_predictive_draws)
 
     def predict_draws(self, model, X, *, chunk_size=256):
@@ -404,7 +405,7 @@ def _map_chunks(fn, X, chunk_size, *, row_axis):
         if n_valid < chunk_size:
             pad = np.zeros((chunk_size - n_valid, *chunk.shape[1:]), dtype=chunk.dtype)
             chunk = np.concatenate([chunk, pad])
-        pending.append((fn(jnp.asarray(chunk)), n_valid))
+        pending.append((fn(chunk if isinstance(chunk, jax.Array) else to_device(chunk)), n_valid))
         if sum(o.nbytes for out, _ in pending for o in out) >= PENDING_BYTES:
             collect()
     collect()

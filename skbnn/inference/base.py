@@ -40,6 +40,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .. import diagnostics
 from .._types import Array
 from ..model import Batch
+from ..utils._eager import to_device
 from ..utils._random import permutation
 from ..utils._host import HostRows, host_chunks
 from ..utils._sparse import SparseRows
@@ -97,14 +98,18 @@ def device_data(X, y, weight, *, stream=False) -> Data:
     :func:`~skbnn.utils._host.hosted` block), streamed one minibatch at a time.
     """
     dtype = jnp.result_type(float)
-    y = jnp.asarray(y)
-    if jnp.issubdtype(y.dtype, jnp.floating):
-        y = y.astype(dtype)
+    # conversions on the host: an eager conversion on the device compiles a program
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.floating):
+        y = y.astype(dtype, copy=False)
+    y = to_device(y)
     if stream:
         X = HostRows.register(X, dtype)
+    elif sp.issparse(X):
+        X = SparseRows.from_scipy(X, dtype)
     else:
-        X = SparseRows.from_scipy(X, dtype) if sp.issparse(X) else jnp.asarray(X, dtype=dtype)
-    return Data(X, y, jnp.asarray(weight, dtype=dtype))
+        X = X.astype(dtype) if isinstance(X, jax.Array) else to_device(X, dtype)
+    return Data(X, y, to_device(weight, dtype))
 
 
 SOLVERS = ("adam", "sgd", "lbfgs")
@@ -196,11 +201,11 @@ def optimizer_settings(training: Training, **overrides):
     dtype = jnp.result_type(float)
     values = {"beta_1": opt.beta_1, "beta_2": opt.beta_2, "epsilon": opt.epsilon}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    leaves = {k: jnp.asarray(v, dtype=dtype) for k, v in values.items()}
+    leaves = {k: to_device(v, dtype) for k, v in values.items()}
     leaves.update(
-        momentum=jnp.asarray(opt.momentum, dtype=dtype),
-        power_t=jnp.asarray(opt.power_t, dtype=dtype),
-        patience=jnp.asarray(training.n_iter_no_change, dtype=dtype),
+        momentum=to_device(opt.momentum, dtype),
+        power_t=to_device(opt.power_t, dtype),
+        patience=to_device(training.n_iter_no_change, dtype),
     )
     # a static setting (optax checks it in Python): only "adaptive" reads it, so only
     # there does a new tol compile a new program
@@ -277,9 +282,9 @@ def with_decay_steps(config, training: Training, data: Data):
     dtype = jnp.result_type(float)
     per_epoch = count_batches(data.X.shape[0], training.batch_size)
     return config.replace(
-        decay_steps=jnp.asarray(max(training.max_iter * per_epoch, 1), dtype=dtype),
-        steps_per_epoch=jnp.asarray(per_epoch, dtype=dtype),
-        batch_rows=jnp.asarray(training.batch_size, dtype=dtype),
+        decay_steps=to_device(max(training.max_iter * per_epoch, 1), dtype),
+        steps_per_epoch=to_device(per_epoch, dtype),
+        batch_rows=to_device(training.batch_size, dtype),
     )
 
 
@@ -665,9 +670,26 @@ def posterior_log_density(model, posterior, X, y, *, chunk_size=256):
 # Diagnostics of sampling strategies
 
 
+def take_rows(tree, rows):
+    """Rows ``rows`` of every leaf of ``tree`` (an array, ``SparseRows``, ``Data``), in a
+    jitted function: indexing there costs no program of its own, as an eager
+    ``X[rows]`` does (a first fit of a small network compiles dozens of those)."""
+    return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), tree)
+
+
+def select_rows(X, y, rows):
+    """``(X, y, rows)`` for a jitted function that takes ``rows`` itself
+    (:func:`take_rows`); host rows are read here, and their ``rows`` become
+    ``0, 1, ...``."""
+    if isinstance(X, HostRows):
+        return X[rows], np.asarray(y)[rows], np.arange(len(rows))
+    return X, y, rows
+
+
 @jax.jit
-def _draw_loglik(model, draws, X, y):
-    """Per-row log-likelihood under every draw: ``(n_chains, n_draws, n_rows)``."""
+def _draw_loglik(model, draws, X, y, rows):
+    """Per-row log-likelihood of ``rows`` under every draw: ``(n_chains, n_draws, n_rows)``."""
+    X, y = take_rows(X, rows), take_rows(y, rows)
     return jax.vmap(lambda chain: jax.lax.map(lambda p: model.log_likelihood(p, X, y), chain))(
         draws)
 
@@ -702,7 +724,8 @@ def prediction_diagnostics(model, draws, data: Data, key) -> dict:
     n_rows = data.X.shape[0]
     rows = np.sort(np.asarray(permutation(key, n_rows))[:diagnostics.N_PREDICTION_ROWS])
     rows = rows[np.asarray(data.weight)[rows] > 0]
-    loglik = np.asarray(_draw_loglik(model, draws, data.X[rows], data.y[rows]), np.float64)
+    loglik = np.asarray(_draw_loglik(model, draws, *select_rows(data.X, data.y, rows)),
+                        np.float64)
     return diagnostics.prediction_diagnostics(loglik)
 
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..posterior import SamplePosterior
+from ..utils._eager import split_key
 from ..utils._io import serializable
 from ..utils._sklearn_compat import Interval, StrOptions
 from . import map as map_
@@ -65,7 +66,7 @@ def run(model, data: Data, config: map_.MAPConfig, key, *, training: Training, n
         init_params=None, validation: Data | None = None) -> InferenceResult:
     """Train ``n_members`` MAP networks from their own starts, together."""
     config = with_decay_steps(config, training, data)
-    key_init, key_epochs = jax.random.split(key)
+    key_init, key_epochs = split_key(key)
     states = _init(model, config, key_init, data.X.shape[1:], init_params, n_members)
     monitor = EpochMonitor(training)
     planned = config.learning_rate_schedule == "cosine"

@@ -45,6 +45,7 @@ from jax.flatten_util import ravel_pytree
 from ..posterior import GaussianPosterior, rows_per_chunk
 from ..priors import LaplacePrior
 from ..structures import STRUCTURES, Block, get_structure, hessian_factor, layers
+from ..utils._eager import fold_in, is_nan, split_key, to_device
 from ..utils._host import HostRows
 from ..utils._tree import get_path, set_path
 from ..utils._io import serializable
@@ -369,12 +370,12 @@ def _fit(model, data: Data, params, config: LaplaceConfig, subset, key_lanczos, 
         "The curvature or the prior precision is degenerate: raise alpha, or set "
         "prior_precision and optimize_prior_precision=False."
     ))
-    temperature = 1.0 if bool(jnp.isnan(config.temperature)) else config.temperature
+    temperature = 1.0 if is_nan(config.temperature) else config.temperature
     posterior = GaussianPosterior(
         mean=jax.device_get(params),
         factors=jax.device_get(factors),
         key_data=np.asarray(jax.random.key_data(key_predict)),
-        temperature=jnp.asarray(temperature, dtype=jnp.result_type(float)),
+        temperature=to_device(temperature, jnp.result_type(float)),
         structure=structure,
         subset=subset,
         n_predictive_draws=int(config.n_predictive_draws),
@@ -420,13 +421,13 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
     # check the combination on the shapes alone, before training anything
     shapes = jax.eval_shape(lambda k: model.init(k, data.X.shape[1:]), key)
     _check_combination(get_path(shapes, subset), structure, config)
-    key_lanczos, key_predict = jax.random.split(jax.random.fold_in(key, 1))
+    key_lanczos, key_predict = split_key(fold_in(key, 1))
     scores = None
-    key_rows, key_map = jax.random.split(jax.random.fold_in(key, 2))
+    key_rows, key_map = split_key(fold_in(key, 2))
     held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
-    if bool(jnp.isnan(config.temperature)) and held.size < MIN_SCORED_ROWS:
-        config = config.replace(temperature=jnp.ones_like(config.prior_precision))
-    if bool(jnp.isnan(config.temperature)):  # "auto"
+    if is_nan(config.temperature) and held.size < MIN_SCORED_ROWS:
+        config = config.replace(temperature=to_device(1.0, config.prior_precision.dtype))
+    if is_nan(config.temperature):  # "auto"
         fit, val = split_rows(data, held)
         first = map_strategy.run(model, fit, map_config, key_map, training=training,
                                  init_params=init_params, validation=validation,
@@ -436,7 +437,7 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
         scores = {t: posterior_log_density(model, posterior.replace(temperature=t), val.X, val.y)
                   for t in TEMPERATURE_LADDER}
         temperature, means = choose_temperature(scores, np.asarray(val.weight))
-        config = config.replace(temperature=jnp.asarray(temperature, config.prior_precision.dtype))
+        config = config.replace(temperature=to_device(temperature, config.prior_precision.dtype))
         # the MAP on all rows is the one inference=map_strategy finds with the same
         # random_state
         result = map_strategy.run(model, data, map_config, key, training=training,
@@ -599,8 +600,8 @@ class Laplace(BaseStrategy):
             delta = model.prior.alpha
         temperature = np.nan if self.temperature == "auto" else self.temperature
         return LaplaceConfig(
-            prior_precision=jnp.asarray(delta, dtype=dtype),
-            temperature=jnp.asarray(temperature, dtype=dtype),
+            prior_precision=to_device(delta, dtype),
+            temperature=to_device(temperature, dtype),
             subset_of_weights=self.subset_of_weights,
             hessian_structure=self.hessian_structure,
             optimize_prior_precision=bool(self.optimize_prior_precision),

@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._types import Params
 from ..posterior import SamplePosterior
+from ..utils._eager import split_key, to_device
 from ..utils._io import serializable
 from ..utils._sklearn_compat import Interval, StrOptions
 from .base import (
@@ -146,7 +147,7 @@ def _run_lbfgs(model, data: Data, key, *, training: Training, init_params, valid
             f"solver='lbfgs' does not support early_stopping=True (inference={name!r}), as "
             "in scikit-learn's MLP; set early_stopping=False or use solver='adam'."
         )
-    key_init, _ = jax.random.split(key)  # the start MAP's other solvers take
+    key_init, _ = split_key(key)  # the start MAP's other solvers take
     state = _lbfgs_init(single_start(model, key_init, data.X.shape[1:], init_params))
     monitor = EpochMonitor(training, model=model)
     advice = "Raise alpha, or scale the inputs (e.g. with StandardScaler)."
@@ -190,7 +191,7 @@ def run(model, data: Data, config: MAPConfig, key, *, training: Training,
         return _run_lbfgs(model, data, key, training=training, init_params=init_params,
                           validation=validation, name=name)
     config = with_decay_steps(config, training, data)
-    key_init, key_epochs = jax.random.split(key)
+    key_init, key_epochs = split_key(key)
     state = _init(model, config, key_init, data.X.shape[1:], init_params)
     monitor = EpochMonitor(training, model=model, validation=validation)
     # the cosine is a plan over all max_iter epochs: stopping in its middle would
@@ -285,7 +286,7 @@ class MAP(BaseStrategy):
     def config(self, model, training: Training) -> MAPConfig:
         lr = training.learning_rate if self.learning_rate is None else self.learning_rate
         return MAPConfig(
-            learning_rate=jnp.asarray(lr, dtype=jnp.result_type(float)),
+            learning_rate=to_device(lr, jnp.result_type(float)),
             **optimizer_settings(training, beta_1=self.beta_1, beta_2=self.beta_2,
                                  epsilon=self.epsilon),
             learning_rate_schedule=self.learning_rate_schedule,

@@ -64,7 +64,8 @@ from .. import diagnostics
 from .._types import Params
 from ..posterior import SamplePosterior
 from ..utils._io import serializable
-from ..utils._random import normal_like
+from ..utils._eager import is_nan, split_key, to_device
+from ..utils._random import normal_like, permutation
 from ..utils._sklearn_compat import Interval, StrOptions
 from ..utils._host import HostRows, host_chunks
 from .base import (
@@ -80,6 +81,7 @@ from .base import (
     check_finite,
     choose_temperature,
     run_epochs,
+    take_rows,
     count_batches,
     sample_diagnostics,
     scan_minibatches,
@@ -291,9 +293,17 @@ def _epoch(model, config, states, draws, data, rng_key, epoch, plan, temperature
 
 
 @jax.jit
-def _chain_loglik(model, params, X, y):
-    """Per-row log-likelihood under each chain's current parameters: ``(n_chains, n_rows)``."""
+def _chain_loglik(model, params, X, y, rows):
+    """Per-row log-likelihood of ``rows`` under each chain's current parameters:
+    ``(n_chains, n_rows)``."""
+    X, y = take_rows(X, rows), take_rows(y, rows)
     return jax.vmap(lambda p: model.log_likelihood(p, X, y))(params)
+
+
+@partial(jax.jit, static_argnames=("size",))
+def _chain_group(states, start, size):
+    """Chains ``start, ..., start + size - 1`` of ``states`` (one program for every group)."""
+    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, size), states)
 
 
 def _plan_cycles(total_steps, n_cycles, n_draws, burn_in):
@@ -336,7 +346,9 @@ def save_plan(config: PSGLDConfig, total_steps: int) -> SavePlan:
     for start, end, n_burn, kept, thin in cycles:
         adapt_ends.append(start + max(n_burn, 1) if config.freeze_preconditioner else end)
         save_steps.extend(end - (kept - 1 - j) * thin for j in range(kept))
-    as_int = partial(jnp.asarray, dtype=jnp.int32)
+    def as_int(v):  # through numpy: an eager conversion would compile a program
+        return to_device(v, np.int32)
+
     return SavePlan(as_int(total_steps), as_int([c[1] for c in cycles]),
                     as_int(adapt_ends), as_int(save_steps))
 
@@ -387,7 +399,7 @@ class _TemperatureSearch:
             < MIN_SCORED_ROWS
         if not self.active or self.too_few_rows:
             return
-        order = np.asarray(jax.random.permutation(key, n_rows))
+        order = np.asarray(permutation(key, n_rows))
         if n_chains == 1:
             n_val = min(n_rows - 2, max(1, round(validation_fraction * n_rows)))
             fold = np.full(n_rows, -1)
@@ -398,13 +410,14 @@ class _TemperatureSearch:
         weight = np.asarray(data.weight)
         held = fold[:, None] == np.arange(n_chains)[None, :]  # (n_rows, n_chains)
         per_chain = np.where(held, 0.0, weight[:, None])
-        self.holdout_weight = jnp.asarray(np.tile(per_chain, (1, self.n_groups)),
-                                          dtype=data.weight.dtype)
-        self.temperatures = jnp.asarray(np.repeat(self.ladder, n_chains), dtype=dtype)
+        self.holdout_weight = to_device(np.tile(per_chain, (1, self.n_groups)),
+                                        data.weight.dtype)
+        self.temperatures = to_device(np.repeat(self.ladder, n_chains), dtype)
         self.fold = fold
         self.weight = weight.astype(np.float64)
         self.X, self.y = data.X, data.y
         self.rows = np.flatnonzero(fold >= 0)
+        self.rows_device = to_device(self.rows, np.int32)
         self.scores = []  # per recorded epoch: (n_groups, n_scored_rows) log densities
         self.chosen = None
         self.means = {}
@@ -418,11 +431,13 @@ class _TemperatureSearch:
             return
         rows = self.rows
         if isinstance(self.X, HostRows):  # host rows: a chunk on the device at a time
+            y = np.asarray(self.y)
             loglik = np.concatenate([
-                np.asarray(_chain_loglik(model, params, X, self.y[rows[at]]), np.float64)
+                np.asarray(_chain_loglik(model, params, X, y[rows[at]],
+                                         np.arange(rows[at].size)), np.float64)
                 for at, X in host_chunks(self.X, rows, HOST_CHUNK_ROWS)], axis=-1)
         else:
-            loglik = np.asarray(_chain_loglik(model, params, self.X[rows], self.y[rows]),
+            loglik = np.asarray(_chain_loglik(model, params, self.X, self.y, self.rows_device),
                                 np.float64)
         loglik = loglik.reshape(self.n_groups, self.n_chains, rows.size)
         # each row scored by the chain of each group that held it back
@@ -438,8 +453,7 @@ class _TemperatureSearch:
 
     def group(self, states, g):
         """The chains of group ``g``."""
-        c = self.n_chains
-        return jax.tree.map(lambda x: x[g * c:(g + 1) * c], states)
+        return _chain_group(states, g * self.n_chains, self.n_chains)
 
 
 def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
@@ -463,11 +477,11 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
         )
         config = config.replace(n_draws=kept)
     plan = save_plan(config, total_steps)
-    key_init, key_epochs, key_val, key_diag = jax.random.split(key, 4)
+    key_init, key_epochs, key_val, key_diag = split_key(key, 4)
     dtype = jnp.result_type(float)
     input_shape = data.X.shape[1:]
     search = None
-    if bool(jnp.isnan(config.temperature)):  # "auto"
+    if is_nan(config.temperature):  # "auto"
         # the burn-in of the first cycle (the whole run's, with one cycle): no draw is
         # kept before it ends
         burn_epochs = math.floor(float(config.burn_in) * training.max_iter / config.n_cycles)
@@ -485,8 +499,8 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
                 " at least, or set a temperature."
             )
             search = None
-    temperature = jnp.asarray(1.0 if bool(jnp.isnan(config.temperature))
-                              else config.temperature, dtype=dtype)
+    temperature = np.asarray(1.0 if is_nan(config.temperature)
+                             else config.temperature, dtype=dtype)
 
     monitor = EpochMonitor(training, stopping=False)
     save_steps = np.asarray(plan.save_steps)
@@ -529,7 +543,7 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
             describe=describe, on_epoch=lambda carry, epoch: search.record(
                 epoch, model, carry[0].params))
         states = jax.device_get(search.group(states, search.choose()))
-        temperature = jnp.asarray(search.chosen, dtype=dtype)
+        temperature = np.asarray(search.chosen, dtype=dtype)
         if training.verbose:
             print(f"temperature = {search.chosen:g} (chosen by cross-fitting: "
                   + ", ".join(f"{t:g}: {v:.4f}" for t, v in search.means.items()) + ")")
@@ -541,9 +555,10 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
     draws = _empty_draws(states.params, config.n_draws)
     if sharding[0] is not None:
         states, draws = jax.device_put((states, draws), sharding[0])
-    all_rows = data._replace(weight=jnp.broadcast_to(data.weight[:, None],
-                                                     (n_rows, config.n_chains)))
-    temperatures = jnp.broadcast_to(temperature, (config.n_chains,))
+    # built on the host: eager device ops would each compile a program
+    all_rows = data._replace(weight=to_device(np.repeat(
+        np.asarray(data.weight)[:, None], config.n_chains, axis=1)))
+    temperatures = to_device(np.full(config.n_chains, temperature))
     (states, draws, _), _ = run_epochs(
         epoch_fn(all_rows, temperatures, sharding), (states, draws, 0.0),
         range(first, training.max_iter), strategy="psgld", advice=advice, monitor=monitor,
@@ -690,7 +705,7 @@ class PSGLD(BaseStrategy):
         temperature = math.nan if self.temperature == "auto" else self.temperature
         dtype = jnp.result_type(float)
         return PSGLDConfig(
-            *(jnp.asarray(v, dtype=dtype) for v in (
+            *(to_device(v, dtype) for v in (
                 first, last, self.step_size_power, temperature, self.rms_decay, self.eps,
                 self.burn_in,
             )),

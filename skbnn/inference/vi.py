@@ -61,6 +61,7 @@ from flax import struct
 from sklearn.exceptions import ConvergenceWarning
 
 from ..posterior import GaussianPosterior, _map_chunks, map_draws
+from ..utils._eager import fold_in, is_nan, split_key, to_device, wrap_key
 from ..utils._io import serializable
 from ..utils._random import normal, normal_like
 from ..utils._sklearn_compat import Interval, StrOptions
@@ -344,8 +345,7 @@ class MeanFieldPosterior(GaussianPosterior):
         path = _first_dense_path(model, np.shape(X)[1:])
         if path is None:  # no Dense layer: weight draws only
             return super().predict_draws(model, X, chunk_size=chunk_size)
-        key_weights, key_local = jax.random.split(
-            jax.random.wrap_key_data(jnp.asarray(self.key_data)))
+        key_weights, key_local = split_key(wrap_key(to_device(self.key_data)))
         draws = _sample_but_one_layer(self, key_weights, self.n_predictive_draws, path)
         return _map_chunks(
             lambda chunk: _local_predict_chunk(model, self, draws, key_local, chunk, path),
@@ -502,11 +502,11 @@ def _choose_kl_weight(model, data, config, key, training, init_params, monitor):
 
     Returns the chosen weight, the chosen group's state, the epochs run and the scores.
     """
-    key_rows, key_init, key_epochs, key_predict = jax.random.split(key, 4)
+    key_rows, key_init, key_epochs, key_predict = split_key(key, 4)
     held = holdout_rows(key_rows, data.X.shape[0], training.validation_fraction)
     fit, val = split_rows(data, held)
     n_epochs = max(1, training.max_iter // 2)
-    ladder = jnp.asarray(TEMPERATURE_LADDER, dtype=jnp.result_type(float))
+    ladder = to_device(TEMPERATURE_LADDER, jnp.result_type(float))
     state = _init(model, config, key_init, data.X.shape[1:], init_params)
     states = jax.tree.map(lambda x: jnp.broadcast_to(x, (ladder.shape[0], *jnp.shape(x))), state)
     curves = []
@@ -547,19 +547,19 @@ def run(model, data: Data, config: VIConfig, key, *, training: Training,
     ``config.kl_weight`` NaN (``"auto"``): see :class:`VI`.
     """
     config = with_decay_steps(config, training, data)
-    key_init, key_epochs, key_predict = jax.random.split(key, 3)
+    key_init, key_epochs, key_predict = split_key(key, 3)
     monitor = EpochMonitor(training, model=model, validation=validation)
     first_epoch, means = 0, None
     n_held = holdout_rows(key_init, data.X.shape[0], training.validation_fraction).size
-    if bool(jnp.isnan(config.kl_weight)) and n_held < MIN_SCORED_ROWS:
-        config = config.replace(kl_weight=jnp.ones_like(config.learning_rate))
-    if bool(jnp.isnan(config.kl_weight)):  # "auto"
+    if is_nan(config.kl_weight) and n_held < MIN_SCORED_ROWS:
+        config = config.replace(kl_weight=to_device(1.0, config.learning_rate.dtype))
+    if is_nan(config.kl_weight):  # "auto"
         if config.map_epochs:
             init_params = _map_warm_start(model, data, config, key_init, training, init_params)
         weight, state, first_epoch, means = _choose_kl_weight(
-            model, data, config, jax.random.fold_in(key_init, 1), training, init_params,
+            model, data, config, fold_in(key_init, 1), training, init_params,
             monitor)
-        config = config.replace(kl_weight=jnp.asarray(weight, config.learning_rate.dtype))
+        config = config.replace(kl_weight=to_device(weight, config.learning_rate.dtype))
     elif config.map_epochs:
         start = _map_warm_start(model, data, config, key_init, training, init_params)
         state = _restart(model, config, start)
@@ -724,10 +724,9 @@ class VI(BaseStrategy):
         lr = training.learning_rate if self.learning_rate is None else self.learning_rate
         dtype = jnp.result_type(float)
         return VIConfig(
-            learning_rate=jnp.asarray(lr, dtype=dtype),
-            kl_weight=jnp.asarray(np.nan if self.kl_weight == "auto" else self.kl_weight,
-                                  dtype=dtype),
-            init_scale=jnp.asarray(self.init_scale, dtype=dtype),
+            learning_rate=to_device(lr, dtype),
+            kl_weight=to_device(np.nan if self.kl_weight == "auto" else self.kl_weight, dtype),
+            init_scale=to_device(self.init_scale, dtype),
             **optimizer_settings(training, beta_1=self.beta_1, beta_2=self.beta_2,
                                  epsilon=self.epsilon),
             learning_rate_schedule=self.learning_rate_schedule,

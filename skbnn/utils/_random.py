@@ -1,6 +1,7 @@
 """Random numbers: fast normal draws and row permutations from JAX PRNG keys."""
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +93,7 @@ def normal_like(rng_key, tree):
     )
 
 
+@partial(jax.jit, static_argnums=1)
 def permutation(rng_key, n: int):
     """A random permutation of ``range(n)``, for shuffling rows each epoch.
 
@@ -101,3 +103,4 @@ def permutation(rng_key, n: int):
     it compiles in a fraction of the time.
     """
     return jnp.argsort(_keyed_hashes(rng_key, n)).astype(jnp.int32)
+
