@@ -134,6 +134,19 @@ def test_choose_temperature_keeps_the_warmest_within_two_standard_errors():
     # consistent but negligible (below a thousandth of a nat per row): the warmer one
     scores = {1.0: base, 0.25: base + 0.0005}
     assert choose_temperature(scores, np.ones(400))[0] == 1.0
+    # better by 1.5 standard errors: enough at the bar for class labels (one), not at
+    # the default (two)
+    scores = {1.0: base, 0.25: base + noise + 1.5 * noise.std(ddof=1) / 20}
+    assert choose_temperature(scores, np.ones(400))[0] == 1.0
+    assert choose_temperature(scores, np.ones(400), 1.0)[0] == 0.25
+
+
+def test_class_labels_need_one_standard_error_other_data_two():
+    from skbnn.inference.base import evidence_needed
+    from skbnn.likelihoods import Bernoulli, Categorical, Gaussian
+
+    assert evidence_needed(Categorical(3)) == evidence_needed(Bernoulli()) == 1.0
+    assert evidence_needed(Gaussian(1)) == 2.0
 
 
 def test_curated_labels_choose_a_cold_posterior(digits_split):

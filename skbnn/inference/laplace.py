@@ -60,6 +60,7 @@ from .base import (
     Training,
     check_finite,
     choose_temperature,
+    evidence_needed,
     holdout_rows,
     posterior_log_density,
     split_rows,
@@ -436,7 +437,8 @@ def run(model, data: Data, config: LaplaceConfig, key, *, training: Training,
                             key_lanczos, key_predict)
         scores = {t: posterior_log_density(model, posterior.replace(temperature=t), val.X, val.y)
                   for t in TEMPERATURE_LADDER}
-        temperature, means = choose_temperature(scores, np.asarray(val.weight))
+        temperature, means = choose_temperature(scores, np.asarray(val.weight),
+                                                evidence_needed(model.likelihood))
         config = config.replace(temperature=to_device(temperature, config.prior_precision.dtype))
         # the MAP on all rows is the one inference=map_strategy finds with the same
         # random_state
@@ -504,7 +506,8 @@ class Laplace(BaseStrategy):
         of ``p(theta | data)^(1/T)``). "auto" chooses it from 1, 1/4, 1/16
         and 1/64 on ``validation_fraction`` of the rows held back from a
         first MAP fit: the warmest whose held-back log predictive density is
-        within two standard errors of the best (1, the Bayes posterior, unless
+        within two standard errors of the best, one for class labels (1, the
+        Bayes posterior, unless
         the data say otherwise); the MAP is then trained again on all rows
         (twice the cost of the MAP). With fewer than 50 held-back rows, 1.
         The chosen value is in ``diagnostics_["temperature"]``.

@@ -35,8 +35,8 @@ per chain and chain ``c`` of every group holds fold ``c`` back
 one chain holds back ``validation_fraction`` of the rows). Each temperature
 is scored by the held-back rows' log predictive density under the states of
 the chain that did not see them, and the warmest temperature within two
-standard errors of the best is kept (the untempered posterior unless the
-data say otherwise; :func:`~.base.choose_temperature`). Its chains go on
+standard errors of the best is kept, one for class labels (the untempered
+posterior unless the data say otherwise; :func:`~.base.choose_temperature`). Its chains go on
 with all rows; the other groups stop. The search costs about as much as the
 rest of the run. Classification data sets, whose labels are curated, usually
 choose a cold posterior (Aitchison, 2021; Wenzel et al., 2020); regression
@@ -83,6 +83,7 @@ from .base import (
     run_epochs,
     take_rows,
     count_batches,
+    evidence_needed,
     sample_diagnostics,
     scan_minibatches,
     start_positions,
@@ -443,12 +444,14 @@ class _TemperatureSearch:
         # each row scored by the chain of each group that held it back
         self.scores.append(loglik[:, self.fold[rows], np.arange(rows.size)])
 
-    def choose(self):
-        """Index of the chosen temperature's group (:func:`~.base.choose_temperature`)."""
+    def choose(self, likelihood):
+        """Index of the chosen temperature's group (:func:`~.base.choose_temperature`,
+        with the evidence :func:`~.base.evidence_needed` for ``likelihood``)."""
         stack = np.stack(self.scores)  # (states, groups, rows): a mixture over the states
         per_row = np.logaddexp.reduce(stack, axis=0) - np.log(stack.shape[0])
         self.chosen, self.means = choose_temperature(
-            {float(t): row for t, row in zip(self.ladder, per_row)}, self.weight[self.rows])
+            {float(t): row for t, row in zip(self.ladder, per_row)}, self.weight[self.rows],
+            evidence_needed(likelihood))
         return int(np.flatnonzero(self.ladder == self.chosen)[0])
 
     def group(self, states, g):
@@ -542,7 +545,7 @@ def run(model, data: Data, config: PSGLDConfig, key, *, training: Training,
             range(search.n_epochs), strategy="psgld", advice=advice, monitor=monitor,
             describe=describe, on_epoch=lambda carry, epoch: search.record(
                 epoch, model, carry[0].params))
-        states = jax.device_get(search.group(states, search.choose()))
+        states = jax.device_get(search.group(states, search.choose(model.likelihood)))
         temperature = np.asarray(search.chosen, dtype=dtype)
         if training.verbose:
             print(f"temperature = {search.chosen:g} (chosen by cross-fitting: "
@@ -627,7 +630,8 @@ class PSGLD(BaseStrategy):
         "auto" chooses it from ``TEMPERATURE_LADDER`` (1, 1/4, 1/16, 1/64) by
         cross-fitting during the first two thirds of burn-in: the warmest
         temperature whose held-back log predictive density is within two
-        standard errors of the best (see the module notes); with fewer than 50
+        standard errors of the best, one for class labels (see the module
+        notes); with fewer than 50
         rows to score, 1. The chosen value is the fitted estimator's
         ``temperature_``. A float fixes it; 1 is the Bayes posterior.
     rms_decay : float, default=0.99

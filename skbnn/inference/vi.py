@@ -78,6 +78,7 @@ from .base import (
     Training,
     check_finite,
     choose_temperature,
+    evidence_needed,
     holdout_rows,
     loss_settled,
     make_optimizer,
@@ -532,7 +533,8 @@ def _choose_kl_weight(model, data, config, key, training, init_params, monitor):
                                             jax.tree.map(jnp.exp, variational["log_scale"])),
                                key_data)
         scores[float(weight)] = posterior_log_density(model, posterior, val.X, val.y)
-    weight, means = choose_temperature(scores, np.asarray(val.weight))
+    weight, means = choose_temperature(scores, np.asarray(val.weight),
+                                       evidence_needed(model.likelihood))
     g = int(np.flatnonzero(np.asarray(TEMPERATURE_LADDER) == weight)[0])
     if training.verbose:
         print(f"kl_weight = {weight:g} (chosen on {len(held)} held-back rows)")
@@ -648,7 +650,8 @@ class VI(BaseStrategy):
         one variational posterior per weight of 1, 1/4, 1/16 and 1/64 is
         trained (all together, vmapped) without ``validation_fraction`` of the
         rows; the held-back rows' log predictive density chooses the warmest
-        weight within two standard errors of the best, and its posterior goes
+        weight within two standard errors of the best (one for class labels),
+        and its posterior goes
         on with all rows. With fewer than 50 held-back rows, 1. The chosen value is in ``diagnostics_["kl_weight"]``.
     init_scale : float, default=1e-3
         Initial standard deviation of every parameter; the means start at the
