@@ -649,15 +649,15 @@ def split_rows(data: Data, rows) -> tuple[Data, Data]:
 
 def evidence_needed(likelihood) -> float:
     """Standard errors by which a colder temperature must beat the warmest for
-    ``likelihood``'s data: :data:`N_STANDARD_ERRORS_LABELS` for class labels,
-    :data:`N_STANDARD_ERRORS` otherwise."""
+    ``likelihood``'s data: ``N_STANDARD_ERRORS_LABELS`` for class labels,
+    ``N_STANDARD_ERRORS`` otherwise."""
     return (N_STANDARD_ERRORS_LABELS if getattr(likelihood, "name", None) in LABEL_LIKELIHOODS
             else N_STANDARD_ERRORS)
 
 
 def choose_temperature(scores, weight, n_standard_errors=None):
     """The warmest temperature whose mean score is within ``n_standard_errors``
-    (default :data:`N_STANDARD_ERRORS`; see :func:`evidence_needed`) standard
+    (default ``N_STANDARD_ERRORS``; see ``evidence_needed``) standard
     errors of the best (or within ``SCORE_TOLERANCE``).
 
     ``scores`` maps each temperature to the held-back rows' log predictive

@@ -446,7 +446,7 @@ class _TemperatureSearch:
 
     def choose(self, likelihood):
         """Index of the chosen temperature's group (:func:`~.base.choose_temperature`,
-        with the evidence :func:`~.base.evidence_needed` for ``likelihood``)."""
+        with the evidence ``evidence_needed`` asks for ``likelihood``)."""
         stack = np.stack(self.scores)  # (states, groups, rows): a mixture over the states
         per_row = np.logaddexp.reduce(stack, axis=0) - np.log(stack.shape[0])
         self.chosen, self.means = choose_temperature(
