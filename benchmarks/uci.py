@@ -138,6 +138,7 @@ def uci_rows(args, save=None):
                     "warnings": len(caught),
                     "temperature": reg.diagnostics_.get("temperature",
                                                         reg.diagnostics_.get("kl_weight")),
+                    "noise_model": getattr(reg, "noise_model_", None),
                 })
             rows.setdefault(name, {})[label] = results
             print(f"{name:28s} {label:62s} " + _summary(results), flush=True)
@@ -206,6 +207,11 @@ def uci_tables(rows, data_dir):
             notes.append(f"psgld at defaults: NLL {nll:.3f} against the best published "
                          f"{best_nll:.2f}; RMSE {rmse:.3f} against {best_rmse:.2f} ± "
                          f"{best_rmse_se:.3f}")
+            chosen = [r.get("noise_model") for r in default]
+            if any(chosen):
+                notes.append(f"psgld at defaults (noise_std='auto'): heteroscedastic noise "
+                             f"chosen on {chosen.count('heteroscedastic')} of "
+                             f"{len(chosen)} splits")
             defaults = {label.split()[0]: _mean_se([r["nll"] for r in res])[0]
                         for label, res in by_label.items() if label.endswith("(defaults)")}
             best = min(defaults, key=defaults.get)

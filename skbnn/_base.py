@@ -20,10 +20,10 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
 from .inference import STRATEGIES, resolve_inference
 from .inference.base import MLP_LEARNING_RATES, SOLVERS, Optimizer, Training, device_data
@@ -133,6 +133,22 @@ def _entropy(p, axis=-1):
 #: ``stream_data="auto"`` streams X when it needs more than this share of the
 #: device's free memory (the rest is for the network, its gradients and the draws).
 STREAM_SHARE = 0.5
+
+#: ``noise_std="auto"``: the share of the rows held back to compare the noise
+#: models, the fewest held-back rows worth comparing on (below it the noise is
+#: homoscedastic: a mean over fewer rows is too noisy to choose a model on, and
+#: small fits stay one fit), and the most (ten thousand rows tell the models
+#: apart to a few thousandths of a nat per row).
+NOISE_HOLDOUT = 0.2
+#: The heteroscedastic model is kept when its held-back gain per row exceeds this
+#: many standard errors: 0, the better of the two. It nests the homoscedastic model
+#: (its prior is centred there), so choosing it needlessly costs little, and on
+#: validation rows (20% of the training rows of UCI splits 0-5 held back, the choice
+#: made on the rest) a bar of 0 gave the lowest held-back NLL on every set, or tied;
+#: bars of 1 and 2 kept the homoscedastic model where it predicted worse.
+NOISE_N_STANDARD_ERRORS = 0.0
+NOISE_MIN_HELD_BACK = 50
+NOISE_MAX_HELD_BACK = 10_000
 
 
 def _row_bytes(X):
@@ -255,6 +271,9 @@ class BaseBayesianNetwork(BaseEstimator):
             warm = fitted
         else:
             warm = bool(self.warm_start) and fitted
+        # the regressor's noise_std="auto": which noise model (before anything is fitted)
+        self._choose_model(X, y, sample_weight, first=not warm and not (incremental and fitted),
+                           incremental=incremental)
         X, y = validate_data(
             self, X, y, reset=not warm, accept_sparse=["csr", "csc"], multi_output=True,
             y_numeric=not is_classifier(self), dtype=(np.float64, np.float32),
@@ -316,6 +335,9 @@ class BaseBayesianNetwork(BaseEstimator):
         self._store_fit(result, model, strategy, n_train, X, warm=warm)
         self.n_samples_seen_ = seen
         return self
+
+    def _choose_model(self, X, y, sample_weight, *, first, incremental):
+        """Choices a fit makes by fitting first (the regressor's ``noise_std="auto"``)."""
 
     def _stream_rows(self, X, strategy, training):
         """Whether ``X`` stays on the host and goes to the device a minibatch at a time
@@ -908,6 +930,83 @@ class BayesianRegressorMixin(RegressorMixin):
     def _target_options(self, incremental, classes, fitted):
         return {"keep_scaling": incremental and fitted}
 
+    def _noise_model(self):
+        """``noise_std`` with "auto" resolved: 'learn', 'heteroscedastic' or a float."""
+        if self.noise_std != "auto":
+            return self.noise_std
+        return getattr(self, "noise_model_", "learn")
+
+    def _choose_model(self, X, y, sample_weight, *, first, incremental):
+        """``noise_std="auto"``: the homoscedastic or the heteroscedastic noise model,
+        whichever predicts held-back rows better.
+
+        A share ``NOISE_HOLDOUT`` of the rows (at most ``NOISE_MAX_HELD_BACK``) is held
+        back by giving it zero weight, so nothing is copied and a streamed ``X`` stays
+        on the host; the estimator is fitted with each noise model on the rest, and
+        each scores the held-back rows by their log predictive density. The
+        heteroscedastic model is kept when its mean gain per row exceeds
+        ``NOISE_N_STANDARD_ERRORS`` (0) standard errors of the paired differences: the
+        better of the two on the held-back rows. With fewer than
+        ``NOISE_MIN_HELD_BACK`` held-back rows (or in a stream of ``partial_fit``
+        calls, or with ``loss="poisson"``) nothing is compared and the noise is
+        homoscedastic. ``warm_start`` keeps the previous
+        fit's choice.
+        """
+        if self.noise_std != "auto":
+            self.noise_model_ = "fixed" if not isinstance(self.noise_std, str) \
+                else self.noise_std
+            self._noise_scores = None
+            return
+        if not first:  # warm_start or a later partial_fit: the first fit's model
+            return
+        self.noise_model_, self._noise_scores = "learn", None
+        try:
+            n = _num_samples(X)
+        except TypeError:
+            return  # not an array: the fit's own validation says why
+        n_held = min(round(NOISE_HOLDOUT * n), NOISE_MAX_HELD_BACK)
+        if (incremental or getattr(self, "loss", "squared_error") == "poisson"
+                or n_held < NOISE_MIN_HELD_BACK):
+            return
+        from sklearn.base import clone
+        weight = np.array(_check_sample_weight(sample_weight, X, ensure_non_negative=True),
+                          dtype=np.float64)
+        held = np.sort(check_random_state(self.random_state).permutation(n)[:n_held])
+        if weight[held].sum() <= 0 or np.all(np.delete(weight, held) == 0):
+            return  # nothing to score on, or nothing to fit to: nothing to compare
+        train_weight = weight.copy()
+        train_weight[held] = 0.0
+        X_held, y_held = _safe_indexing(X, held), _safe_indexing(y, held)
+        y_held = np.asarray(y_held, dtype=np.float64).reshape(n_held, -1)
+        scores = {}
+        for noise in ("learn", "heteroscedastic"):
+            sub = clone(self).set_params(noise_std=noise, verbose=0, warm_start=False)
+            with warnings.catch_warnings():
+                # the fit on all rows below warns for itself
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                sub.fit(X, y, sample_weight=train_weight)
+            mean, noise_scale = sub._moments(X_held)
+            scores[noise] = np.asarray(sub.model_.likelihood.log_predictive_density(
+                (mean, noise_scale), y_held), dtype=np.float64)
+        # the held-back rows count by their weights (frequency weights: a row of
+        # weight k is k rows)
+        w = weight[held]
+        total = w.sum()
+        gain = scores["heteroscedastic"] - scores["learn"]
+        mean_gain = float(w @ gain / total)
+        se = float(np.sqrt(w @ (gain - mean_gain) ** 2 / max(total - 1.0, 1.0) / total))
+        self._noise_scores = {
+            "learn": float(w @ scores["learn"] / total),
+            "heteroscedastic": float(w @ scores["heteroscedastic"] / total),
+            "standard_error": se, "held_back_rows": int(n_held)}
+        if mean_gain > NOISE_N_STANDARD_ERRORS * se:
+            self.noise_model_ = "heteroscedastic"
+        if self.verbose:
+            print(f"noise_std = {self.noise_model_!r} (held-back log density per row: "
+                  f"learn {self._noise_scores['learn']:.4f}, heteroscedastic "
+                  f"{self._noise_scores['heteroscedastic']:.4f}, standard error of the "
+                  f"difference {se:.4f})")
+
     def _encode_targets(self, y, sample_weight, warm, *, keep_scaling=False):
         y = np.asarray(y, dtype=np.float64)
         y2 = y.reshape(y.shape[0], -1)
@@ -936,16 +1035,18 @@ class BayesianRegressorMixin(RegressorMixin):
         self._y_mean = mean
         self._y_scale = scale
         dtype = _float_dtype()
-        if self.noise_std == "heteroscedastic":
-            likelihood = HeteroscedasticGaussian(n_outputs,
-                                                 min_noise=np.asarray(1e-3, dtype=dtype))
-        elif isinstance(self.noise_std, str):
+        noise_std = self._noise_model()
+        if noise_std == "heteroscedastic":
+            likelihood = HeteroscedasticGaussian(
+                n_outputs, min_noise=np.asarray(1e-3, dtype=dtype),
+                noise_prior_scale=np.asarray(0.5, dtype=dtype))
+        elif noise_std == "learn":
             likelihood = Gaussian(n_outputs, learn_noise=True,
                                   noise_std=np.ones(n_outputs, dtype=dtype),
                                   noise_prior_scale=np.asarray(0.5, dtype=dtype))
         else:
             likelihood = Gaussian(n_outputs, learn_noise=False,
-                                  noise_std=np.asarray(self.noise_std / scale, dtype=dtype),
+                                  noise_std=np.asarray(noise_std / scale, dtype=dtype),
                                   noise_prior_scale=np.asarray(0.5, dtype=dtype))
         return (y2 - mean) / scale, likelihood
 
@@ -957,10 +1058,10 @@ class BayesianRegressorMixin(RegressorMixin):
             raise ValueError(
                 "Some value(s) of y are negative which is not allowed for Poisson regression."
             )
-        if self.noise_std != "learn":
+        if self.noise_std not in ("learn", "auto"):
             raise ValueError(
                 f"noise_std={self.noise_std!r} applies to loss='squared_error' only: a "
-                "Poisson's variance is its mean. Leave noise_std at 'learn' with "
+                "Poisson's variance is its mean. Leave noise_std at 'auto' or 'learn' with "
                 "loss='poisson'."
             )
         n_outputs = y2.shape[1]
@@ -990,6 +1091,8 @@ class BayesianRegressorMixin(RegressorMixin):
 
     def _store_fit(self, result, model, strategy, n_train, X=None, warm=False):
         super()._store_fit(result, model, strategy, n_train, warm=warm)
+        if getattr(self, "_noise_scores", None):
+            self.diagnostics_["noise_model_scores"] = dict(self._noise_scores)
         if getattr(self.model_.likelihood, "noise", None) is None:
             # the noise differs between inputs (heteroscedastic, Poisson): its mean over
             # (up to 1,000) training rows

@@ -315,15 +315,24 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     Parameters
     ----------
     {_COMMON_PARAMETERS}
-    noise_std : 'learn', 'heteroscedastic' or float, default='learn'
+    noise_std : 'auto', 'learn', 'heteroscedastic' or float, default='auto'
         Standard deviation of the Gaussian noise, in units of ``y``. 'learn'
         infers one scale per output with the rest (a half-Cauchy prior of
-        scale 0.5 on the standardised scale); 'heteroscedastic' lets the
-        network predict it for every input (a second head of ``n_outputs``
-        units, ``softplus`` of it plus 1e-3 on the standardised scale), for
-        data whose noise varies; a float fixes it. With
-        ``hidden_layer_sizes=()`` and a fixed noise the posterior is exactly
-        that of Bayesian linear regression.
+        scale 0.5 on the standardised scale). 'heteroscedastic' lets the
+        network predict it for every input, for data whose noise varies: a
+        second head of ``n_outputs`` units gives a factor
+        ``softplus(rho + log(e - 1))`` (1 at ``rho = 0``, the mode of its
+        weights' prior) of that learnt scale, plus 1e-3 on the standardised
+        scale; ``coefs_[-1]`` then has ``2 * n_outputs`` columns. 'auto'
+        chooses between the two: with at least 250 rows it holds back a
+        fifth of them (at most 10,000), fits the estimator with each noise
+        model on the rest, and keeps the heteroscedastic one when its log
+        predictive density on the held-back rows is the higher; the choice
+        is ``noise_model_``, and the fit on all rows follows it (so 'auto'
+        costs two extra fits). Below 250
+        rows, and in ``partial_fit``, 'auto' is 'learn'. A float fixes the
+        noise. With ``hidden_layer_sizes=()`` and a fixed noise the
+        posterior is exactly that of Bayesian linear regression.
 
     normalize_y : bool, default=True
         Standardise each target to zero mean and unit variance before
@@ -340,13 +349,18 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         square is ``E[rate] + Var[rate]`` over the posterior. ``y`` must be
         non-negative and is not scaled: ``normalize_y`` instead offsets the
         log-rate by the log of the mean of ``y``, so the prior is centred on
-        the constant model, and ``noise_std`` must stay 'learn'. Every
+        the constant model, and ``noise_std`` must stay 'auto' or 'learn'. Every
         strategy works with it; Laplace's ``predictive="glm"`` gives the exact
         mean and variance of the rate under the linearised network (a
         lognormal).
 
     Attributes
     ----------
+    noise_model_ : {'learn', 'heteroscedastic', 'fixed'}
+        The noise model fitted: ``noise_std``, or with 'auto' its choice
+        (the held-back scores are in ``diagnostics_["noise_model_scores"]``
+        when it compared them).
+
     noise_std_ : ndarray of shape (n_outputs,)
         Posterior mean of the noise standard deviation, in units of ``y``
         (with ``noise_std='heteroscedastic'``: its mean over up to 1,000
@@ -381,7 +395,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
 
     _parameter_constraints: dict = {
         **BaseBayesianNetwork._parameter_constraints,
-        "noise_std": [StrOptions({"learn", "heteroscedastic"}),
+        "noise_std": [StrOptions({"auto", "learn", "heteroscedastic"}),
                       Interval(Real, 0, None, closed="neither")],
         "normalize_y": ["boolean"],
         "loss": [StrOptions({"squared_error", "poisson"})],
@@ -394,7 +408,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         *,
         inference="psgld",
         alpha=1.0,
-        noise_std="learn",
+        noise_std="auto",
         normalize_y=True,
         batch_size="auto",
         learning_rate_init=0.001,

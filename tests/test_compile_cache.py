@@ -108,7 +108,9 @@ from sklearn.datasets import load_diabetes
 from skbnn import BayesianMLPRegressor
 X, y = load_diabetes(return_X_y=True)
 warnings.simplefilter("ignore")
-reg = BayesianMLPRegressor((8,), inference={inference!r}, max_iter=6, random_state=0)
+# one noise model: "auto" would compare two, fitting (and compiling) each
+reg = BayesianMLPRegressor((8,), inference={inference!r}, max_iter=6, random_state=0,
+                           noise_std="learn")
 reg.fit(X, y).predict(X, return_std=True)
 print(n[0])
 """

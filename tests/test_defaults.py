@@ -277,3 +277,79 @@ def test_heteroscedastic_noise_follows_the_data(inference):
     _, std = reg.predict(np.array([[-1.0], [1.0]]), return_std=True)
     assert std[1] > 3 * std[0]
     assert reg.noise_std_.shape == (1,) and 0.1 < reg.noise_std_[0] < 0.6
+
+
+def test_heteroscedastic_likelihood_nests_the_homoscedastic_one():
+    # rho = 0 (the mode of the noise head's prior) is the homoscedastic model with the
+    # same learnt scale: the two log-likelihoods and log-priors agree exactly there
+    from skbnn.likelihoods import Gaussian, HeteroscedasticGaussian
+
+    rng = np.random.RandomState(0)
+    mean, y = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
+    lik = {"log_noise": np.log(np.array([0.3, 2.0]))}
+    het = HeteroscedasticGaussian(2, min_noise=0.0)
+    hom = Gaussian(2)
+    outputs = np.concatenate([mean, np.zeros((7, 2))], axis=1)
+    np.testing.assert_allclose(het.log_likelihood(lik, outputs, y),
+                               hom.log_likelihood(lik, mean, y), rtol=1e-6)
+    np.testing.assert_allclose(het.log_prior(lik), hom.log_prior(lik), rtol=1e-6)
+    # away from rho = 0 the factor scales the noise: softplus(rho + log(e - 1))
+    outputs[:, 2] = 1.5
+    _, sigma = het.predict(lik, outputs)
+    np.testing.assert_allclose(sigma[:, 0], 0.3 * np.log1p(np.exp(1.5) * (np.e - 1)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(sigma[:, 1], 2.0, rtol=1e-6)
+
+
+def _auto(X, y, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return BayesianMLPRegressor((16,), activation="tanh", inference="map", max_iter=60,
+                                    random_state=0, **kwargs).fit(X, y)
+
+
+def test_auto_noise_chooses_the_noise_model_on_held_back_rows():
+    # noise that varies tenfold: the heteroscedastic model wins on the held-back fifth
+    X, y = _hetero(n=400)
+    reg = _auto(X, y)
+    scores = reg.diagnostics_["noise_model_scores"]
+    assert reg.noise_model_ == "heteroscedastic"
+    assert scores["held_back_rows"] == 80
+    assert scores["heteroscedastic"] - scores["learn"] > 2 * scores["standard_error"]
+    assert reg.coefs_[-1].shape == (16, 2)  # the mean and the noise head
+    # the fit on all rows is the explicit heteroscedastic fit, bit for bit
+    explicit = _auto(X, y, noise_std="heteroscedastic")
+    np.testing.assert_array_equal(reg.predict(X), explicit.predict(X))
+    # the same noise everywhere: neither model predicts clearly better, the choice is
+    # the better score, and either way the noise comes out flat (the heteroscedastic
+    # model nests the homoscedastic one)
+    rng = np.random.RandomState(1)
+    y_flat = np.sin(2 * X[:, 0]) + 0.3 * rng.normal(size=len(y))
+    flat = _auto(X, y_flat)
+    scores = flat.diagnostics_["noise_model_scores"]
+    gain = scores["heteroscedastic"] - scores["learn"]
+    assert abs(gain) < 2 * scores["standard_error"]
+    assert flat.noise_model_ == ("heteroscedastic" if gain > 0 else "learn")
+    np.testing.assert_array_equal(
+        flat.predict(X), _auto(X, y_flat, noise_std=flat.noise_model_).predict(X))
+    noise = flat.predict_uncertainty(np.array([[-1.5], [0.0], [1.5]])).aleatoric
+    assert noise.max() < 1.5 * noise.min() and 0.2 < noise.mean() < 0.45
+
+
+def test_auto_noise_compares_nothing_on_few_rows_or_in_a_stream():
+    X, y = _hetero(n=240)  # 48 held-back rows would be too few
+    reg = _auto(X, y)
+    assert reg.noise_model_ == "learn" and "noise_model_scores" not in reg.diagnostics_
+    stream = BayesianMLPRegressor((16,), inference="map", random_state=0)
+    X, y = _hetero(n=400)
+    stream.partial_fit(X, y)
+    assert stream.noise_model_ == "learn"
+    # warm_start keeps the first fit's choice (the network keeps its shape)
+    reg = _auto(X, y, warm_start=True)
+    assert reg.noise_model_ == "heteroscedastic"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X[:260], np.full(260, 0.5) + 0.01 * X[:260, 0])
+    assert reg.noise_model_ == "heteroscedastic" and reg.coefs_[-1].shape == (16, 2)
+    # a fixed noise is a fixed model
+    assert _auto(X, y, noise_std=0.3).noise_model_ == "fixed"
