@@ -308,10 +308,18 @@ def _auto(X, y, **kwargs):
                                     random_state=0, **kwargs).fit(X, y)
 
 
-def test_auto_noise_chooses_the_noise_model_on_held_back_rows():
+def test_auto_noise_chooses_the_noise_model_on_held_back_rows(tmp_path):
+    import skbnn
+
     # noise that varies tenfold: the heteroscedastic model wins on the held-back fifth
     X, y = _hetero(n=400)
     reg = _auto(X, y)
+    # the choice survives the save format
+    reg.save(tmp_path / "auto.npz")
+    restored = skbnn.load(tmp_path / "auto.npz")
+    assert restored.noise_model_ == "heteroscedastic"
+    np.testing.assert_array_equal(restored.predict(X, return_std=True)[1],
+                                  reg.predict(X, return_std=True)[1])
     scores = reg.diagnostics_["noise_model_scores"]
     assert reg.noise_model_ == "heteroscedastic"
     assert scores["held_back_rows"] == 80
