@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, check_random_state
@@ -941,16 +941,16 @@ class BayesianRegressorMixin(RegressorMixin):
         whichever predicts held-back rows better.
 
         A share ``NOISE_HOLDOUT`` of the rows (at most ``NOISE_MAX_HELD_BACK``) is held
-        back by giving it zero weight, so nothing is copied and a streamed ``X`` stays
-        on the host; the estimator is fitted with each noise model on the rest, and
-        each scores the held-back rows by their log predictive density. The
+        back by giving it zero weight, so the fits copy nothing and a streamed ``X``
+        stays on the host (only the held-back rows are gathered, to be scored); the
+        estimator is fitted with each noise model on the rest, and each scores the
+        held-back rows by their log predictive density. The
         heteroscedastic model is kept when its mean gain per row exceeds
         ``NOISE_N_STANDARD_ERRORS`` (0) standard errors of the paired differences: the
         better of the two on the held-back rows. With fewer than
         ``NOISE_MIN_HELD_BACK`` held-back rows (or in a stream of ``partial_fit``
         calls, or with ``loss="poisson"``) nothing is compared and the noise is
-        homoscedastic. ``warm_start`` keeps the previous
-        fit's choice.
+        homoscedastic. ``warm_start`` keeps the previous fit's choice.
         """
         if self.noise_std != "auto":
             self.noise_model_ = "fixed" if not isinstance(self.noise_std, str) \
@@ -968,7 +968,6 @@ class BayesianRegressorMixin(RegressorMixin):
         if (incremental or getattr(self, "loss", "squared_error") == "poisson"
                 or n_held < NOISE_MIN_HELD_BACK):
             return
-        from sklearn.base import clone
         weight = np.array(_check_sample_weight(sample_weight, X, ensure_non_negative=True),
                           dtype=np.float64)
         held = np.sort(check_random_state(self.random_state).permutation(n)[:n_held])

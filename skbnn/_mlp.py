@@ -329,9 +329,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         model on the rest, and keeps the heteroscedastic one when its log
         predictive density on the held-back rows is the higher; the choice
         is ``noise_model_``, and the fit on all rows follows it (so 'auto'
-        costs two extra fits). Below 250
-        rows, and in ``partial_fit``, 'auto' is 'learn'. A float fixes the
-        noise. With ``hidden_layer_sizes=()`` and a fixed noise the
+        costs two extra fits). Below 250 rows, in ``partial_fit`` and with
+        ``loss='poisson'``, 'auto' is 'learn'. A float fixes the noise. With ``hidden_layer_sizes=()`` and a fixed noise the
         posterior is exactly that of Bayesian linear regression.
 
     normalize_y : bool, default=True

@@ -309,11 +309,10 @@ class HeteroscedasticGaussian:
     1 where ``rho`` is 0. The noise head's weights have the network's prior,
     whose mode ``rho = 0`` is the homoscedastic model, so the model nests it and
     leaves it only as far as the data ask: the noise level itself is learnt by
-    ``s`` under its own weak prior, not pulled towards the head's zero. (A head
+    ``s`` under its own weak prior, not pulled towards the head's zero (a head
     that predicted the whole scale, ``softplus(rho)`` as in Lakshminarayanan et
-    al. 2017, had its prior pull every noise towards 0.69 standardised units:
-    on low-noise data the mean fit starved.) ``min_noise`` keeps the density
-    bounded where the factor would go to zero.
+    al. 2017, had its prior pull every noise towards 0.69 standardised units).
+    ``min_noise`` keeps the density bounded where the factor would go to zero.
     """
 
     n_outputs: int = struct.field(pytree_node=False)
