@@ -291,7 +291,7 @@ class BaseBayesianNetwork(BaseEstimator):
             prior = self._laplace_as_prior()
         elif incremental and fitted and mode == "draws":
             prior = self._draws_as_prior()
-        model = Model(self._network(likelihood.n_network_outputs), likelihood, prior)
+        model = Model.build(self._network(likelihood.n_network_outputs), likelihood, prior)
 
         rng = check_random_state(self.random_state)
         if incremental and fitted:  # another batch: other minibatch orders and draws

@@ -313,11 +313,30 @@ class HeteroscedasticGaussian:
     that predicted the whole scale, ``softplus(rho)`` as in Lakshminarayanan et
     al. 2017, had its prior pull every noise towards 0.69 standardised units).
     ``min_noise`` keeps the density bounded where the factor would go to zero.
+
+    ``faithful`` (the default) fits the mean as the homoscedastic model does and
+    the noise to what the mean leaves (Stirn et al. 2023, "Faithful heteroscedastic
+    regression with neural networks"). The joint posterior weighs every row's pull
+    on the mean by ``1 / sigma(x)^2``, so early in a fit the noise head can call
+    the rows the mean does not fit yet noisy and the mean stops fitting them: on
+    held-back rows of the UCI sets the joint fit's mean was up to four times worse
+    than the homoscedastic one (energy). Faithfully, the log-likelihood keeps its
+    value, but its gradient in the means is the homoscedastic one, with the
+    shared scale ``s``, and ``rho`` gets its gradient with the means held; with
+    the network's ``detached_outputs`` the noise head also sends no gradient into
+    the hidden layers, which serve the mean alone. This is a cut of the noise's
+    feedback into the mean (modular inference): gradient-based strategies (pSGLD,
+    VI, MAP and the Laplace approximation around it, the ensemble) sample or fit
+    the mean's homoscedastic posterior and the noise given it. NUTS and
+    ``solver="lbfgs"``, whose Metropolis test or line search needs the gradient of
+    the density it evaluates, use the joint posterior (see :meth:`joint`).
+    ``faithful=False`` is the joint model everywhere.
     """
 
     n_outputs: int = struct.field(pytree_node=False)
     min_noise: jax.Array = 1e-3
     noise_prior_scale: jax.Array = 0.5
+    faithful: bool = struct.field(pytree_node=False, default=True)
 
     name = "heteroscedastic_gaussian"
     out_activation = "identity"
@@ -329,6 +348,15 @@ class HeteroscedasticGaussian:
     @property
     def n_network_outputs(self):
         return 2 * self.n_outputs
+
+    @property
+    def n_detached_outputs(self):
+        """Outputs (the noise head) whose gradient stays out of the hidden layers."""
+        return self.n_outputs if self.faithful else 0
+
+    def joint(self):
+        """This likelihood with the joint posterior's gradient (``faithful=False``)."""
+        return self.replace(faithful=False)
 
     def init(self):
         dtype = jnp.result_type(float)
@@ -347,9 +375,18 @@ class HeteroscedasticGaussian:
 
     def log_likelihood(self, lik_params, outputs, y):
         mean, sigma, _ = self._split(outputs, lik_params)
-        z = (y - mean) / sigma
+        if not self.faithful:
+            z = (y - mean) / sigma
+            per_output = -0.5 * z**2 - jnp.log(sigma) - 0.5 * math.log(2 * math.pi)
+            return jnp.sum(per_output, axis=-1)
+        sg = jax.lax.stop_gradient
+        # the value is the joint model's; the means' gradient the homoscedastic one
+        # with the shared scale (the zero-valued second term), the noise's with the
+        # means held
+        z = (y - sg(mean)) / sigma
         per_output = -0.5 * z**2 - jnp.log(sigma) - 0.5 * math.log(2 * math.pi)
-        return jnp.sum(per_output, axis=-1)
+        homoscedastic = -0.5 * jnp.square((y - mean) / sg(jnp.exp(lik_params["log_noise"])))
+        return jnp.sum(per_output + (homoscedastic - sg(homoscedastic)), axis=-1)
 
     def predict(self, lik_params, outputs):
         """``(mean, noise_std)``, each of shape ``(n_samples, n_outputs)``."""
@@ -363,10 +400,15 @@ class HeteroscedasticGaussian:
 
     def hessian_factor(self, lik_params, outputs):
         """Square root of the Fisher information in ``(mean, rho)``: ``1/sigma`` for a
-        mean, ``sqrt(2) d log(sigma) / d rho`` for its ``rho`` (the Fisher information
-        of ``log sigma`` is 2)."""
+        mean (faithfully ``1/s``, the homoscedastic model's, whose gradient the means
+        follow), ``sqrt(2) d log(sigma) / d rho`` for its ``rho`` (the Fisher
+        information of ``log sigma`` is 2)."""
         _, sigma, dlog = self._split(outputs, lik_params)
-        diag = jnp.concatenate([1.0 / sigma, math.sqrt(2.0) * dlog], axis=-1)
+        if self.faithful:
+            mean_factor = jnp.broadcast_to(jnp.exp(-lik_params["log_noise"]), sigma.shape)
+        else:
+            mean_factor = 1.0 / sigma
+        diag = jnp.concatenate([mean_factor, math.sqrt(2.0) * dlog], axis=-1)
         return jax.vmap(jnp.diag)(diag)
 
     def linearized_predictive(self, lik_params, mean, cov):

@@ -38,6 +38,23 @@ class Model:
     likelihood: object
     prior: object
 
+    @classmethod
+    def build(cls, network: Network, likelihood, prior) -> "Model":
+        """The model of ``network`` under ``likelihood``, with the outputs the likelihood
+        keeps out of the hidden layers' gradient detached (a faithful
+        heteroscedastic noise head)."""
+        return cls(network.detach_outputs(getattr(likelihood, "n_detached_outputs", 0)),
+                   likelihood, prior)
+
+    def joint(self) -> "Model":
+        """The same model with its joint posterior's gradient: the values are the same,
+        but a faithful heteroscedastic likelihood's cut of the noise's feedback into
+        the mean is undone (what a Metropolis-corrected sampler needs)."""
+        if not hasattr(self.likelihood, "joint"):
+            return self
+        return self.replace(network=self.network.detach_outputs(0),
+                            likelihood=self.likelihood.joint())
+
     def init(self, rng_key, input_shape) -> Params:
         """Initial parameters for inputs of shape ``(n, *input_shape)``."""
         return {

@@ -266,17 +266,148 @@ def _hetero(n=300, seed=0):
 @pytest.mark.parametrize("inference", ["psgld", "map", "vi", "laplace"])
 def test_heteroscedastic_noise_follows_the_data(inference):
     X, y = _hetero()
+    # VI's faithful fit weighs every row's pull on the mean by the shared scale, so
+    # its mean-field spread on the quiet side is the homoscedastic model's (0.23 at
+    # 100 epochs), and the noise head, fitted to the residuals of the drawn means,
+    # takes that spread in: it needs more epochs and its quiet side stays wider
+    # (0.24 at 300 epochs, against 0.09 for the other strategies)
+    quiet, ratio, epochs = (0.3, 2.0, 300) if inference == "vi" else (0.2, 3.0, 100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         reg = BayesianMLPRegressor((32,), activation="tanh", noise_std="heteroscedastic",
-                                   inference=inference, max_iter=100,
+                                   inference=inference, max_iter=epochs,
                                    random_state=0).fit(X, y)
     u = reg.predict_uncertainty(np.array([[-1.0], [1.0]]))
     # the noise is 0.05 on the left, 0.55 on the right
-    assert u.aleatoric[0] < 0.2 and 0.3 < u.aleatoric[1] < 0.9
+    assert u.aleatoric[0] < quiet and 0.3 < u.aleatoric[1] < 0.9
     _, std = reg.predict(np.array([[-1.0], [1.0]]), return_std=True)
-    assert std[1] > 3 * std[0]
+    assert std[1] > ratio * std[0]
     assert reg.noise_std_.shape == (1,) and 0.1 < reg.noise_std_[0] < 0.6
+
+
+def test_faithful_heteroscedastic_gradients():
+    # the faithful log-likelihood has the joint one's value; its gradient in the means
+    # is the homoscedastic one with the shared scale, in rho and in the scale the
+    # joint one's
+    from skbnn.likelihoods import HeteroscedasticGaussian
+
+    rng = np.random.RandomState(0)
+    outputs, y = rng.normal(size=(7, 4)), rng.normal(size=(7, 2))
+    lik = {"log_noise": np.log(np.array([0.3, 2.0]))}
+    faithful = HeteroscedasticGaussian(2)
+    joint = faithful.joint()
+    assert faithful.faithful and not joint.faithful and faithful.n_detached_outputs == 2
+    assert joint.n_detached_outputs == 0
+
+    def grads(lik_model):
+        def total(out, lp):
+            return lik_model.log_likelihood(lp, out, y).sum()
+        return jax.grad(total, argnums=(0, 1))(outputs, lik)
+
+    np.testing.assert_allclose(faithful.log_likelihood(lik, outputs, y),
+                               joint.log_likelihood(lik, outputs, y), rtol=1e-6)
+    (d_out, d_lik), (j_out, j_lik) = grads(faithful), grads(joint)
+    np.testing.assert_allclose(d_out[:, :2], (y - outputs[:, :2]) / np.array([0.3, 2.0]) ** 2,
+                               rtol=1e-5)
+    _, sigma = joint.predict(lik, outputs)
+    # the joint gradient weighs each row by its own noise instead
+    np.testing.assert_allclose(j_out[:, :2], (y - outputs[:, :2]) / sigma ** 2, rtol=1e-5)
+    np.testing.assert_allclose(d_out[:, 2:], j_out[:, 2:], rtol=1e-5)
+    np.testing.assert_allclose(d_lik["log_noise"], j_lik["log_noise"], rtol=1e-5)
+
+
+def test_detached_outputs_send_no_gradient_into_the_hidden_layers():
+    from skbnn.networks import build_mlp
+
+    net = build_mlp((5, 4), "tanh", 3)
+    detached = net.detach_outputs(1)
+    X = np.random.RandomState(0).normal(size=(6, 2)).astype(np.float32)
+    params = net.init(jax.random.key(0), (2,))
+    np.testing.assert_array_equal(detached.apply(params, X), net.apply(params, X))
+
+    def grad(network, column):
+        return jax.grad(lambda p: network.apply(p, X)[:, column].sum())(params)
+
+    cut, full = grad(detached, 2), grad(net, 2)
+    for layer in ("dense_0", "dense_1"):  # the hidden layers: nothing from the last output
+        assert not np.any(np.asarray(cut[layer]["kernel"]))
+        assert np.any(np.asarray(full[layer]["kernel"]))
+    np.testing.assert_allclose(cut["dense_2"]["kernel"], full["dense_2"]["kernel"], rtol=1e-6)
+    # the other outputs are untouched
+    for a, b in zip(jax.tree.leaves(grad(detached, 0)), jax.tree.leaves(grad(net, 0))):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match="Cannot detach 4"):
+        net.detach_outputs(4)
+
+
+def _linear_heteroscedastic_map(solver, max_iter):
+    # a linear model (no hidden layer) with noise that grows along the first input
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 2))
+    y = X @ [1.0, -2.0] + 0.5 + np.exp(0.8 * X[:, 0]) * rng.normal(size=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = BayesianMLPRegressor((), noise_std="heteroscedastic", inference="map",
+                                   solver=solver, max_iter=max_iter, alpha=3.0, tol=0.0,
+                                   random_state=0).fit(X, y)
+    params = jax.tree.map(lambda a: np.asarray(a, np.float64)[0, 0], reg.posterior_.draws)
+    layer = params["network"]["dense_0"]
+    Z = np.c_[X, np.ones(len(X))]
+    fitted = np.r_[layer["kernel"][:, 0], layer["bias"][0]]
+    target = (y - reg._y_mean[0]) / reg._y_scale[0]  # the units the model is fitted in
+    _, sigma = reg.model_.likelihood.predict(params["likelihood"],
+                                             Z @ np.c_[layer["kernel"].T, layer["bias"]].T)
+    return fitted, Z, target, np.exp(params["likelihood"]["log_noise"][0]), sigma[:, 0]
+
+
+def test_faithful_map_mean_is_the_homoscedastic_ridge_fit():
+    # the stationary point of the faithful gradient (all network parameters under the
+    # Gaussian prior of precision alpha = 3): the ridge fit with the shared scale s,
+    # (Z'Z + 3 s^2 I)^-1 Z'y, whatever the noise head predicts
+    fitted, Z, target, s, sigma = _linear_heteroscedastic_map("adam", 3000)
+    ridge = np.linalg.solve(Z.T @ Z + 3.0 * s**2 * np.eye(3), Z.T @ target)
+    np.testing.assert_allclose(fitted, ridge, atol=3e-3)
+    assert sigma.max() > 5 * sigma.min()  # the noise head did follow the noise
+    # the joint model's weighted fit is elsewhere: the check above can tell them apart
+    W = np.diag(1.0 / sigma**2)
+    weighted = np.linalg.solve(Z.T @ W @ Z + 3.0 * np.eye(3), Z.T @ W @ target)
+    assert np.abs(weighted - ridge).max() > 0.02
+
+
+def test_lbfgs_fits_the_joint_heteroscedastic_map():
+    # L-BFGS's line search needs the gradient of the loss it evaluates, so it fits the
+    # joint model: its stationary point is the weighted ridge fit
+    fitted, Z, target, s, sigma = _linear_heteroscedastic_map("lbfgs", 500)
+    W = np.diag(1.0 / sigma**2)
+    weighted = np.linalg.solve(Z.T @ W @ Z + 3.0 * np.eye(3), Z.T @ W @ target)
+    np.testing.assert_allclose(fitted, weighted, atol=3e-3)
+
+
+def test_nuts_samples_the_joint_heteroscedastic_posterior():
+    # NUTS's Metropolis test evaluates the density, so its potential's gradient is
+    # the joint model's, not the faithful field
+    from jax.flatten_util import ravel_pytree
+
+    from skbnn.inference.nuts import _potential
+    from skbnn.likelihoods import HeteroscedasticGaussian
+    from skbnn.model import Batch, Model
+    from skbnn.networks import build_mlp
+    from skbnn.priors import GaussianPrior
+
+    lik = HeteroscedasticGaussian(1)
+    model = Model.build(build_mlp((4,), "tanh", 2), lik, GaussianPrior(1.0))
+    assert model.network.detached_outputs == 1 and model.joint().network.detached_outputs == 0
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(9, 2)), rng.normal(size=(9, 1))
+    data = Batch(X, y, np.ones(9))
+    params = model.init(jax.random.key(1), (2,))
+    flat, unravel = ravel_pytree(params)
+    nuts_grad = jax.grad(_potential(model, data, unravel))(flat)
+    joint = model.joint()
+    joint_grad = jax.grad(lambda z: -joint.logdensity(unravel(z), data, 9))(flat)
+    faithful_grad = jax.grad(lambda z: -model.logdensity(unravel(z), data, 9))(flat)
+    np.testing.assert_allclose(nuts_grad, joint_grad, rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(faithful_grad - joint_grad)).max() > 1e-3
 
 
 def test_heteroscedastic_likelihood_nests_the_homoscedastic_one():

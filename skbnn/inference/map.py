@@ -147,6 +147,10 @@ def _run_lbfgs(model, data: Data, key, *, training: Training, init_params, valid
             f"solver='lbfgs' does not support early_stopping=True (inference={name!r}), as "
             "in scikit-learn's MLP; set early_stopping=False or use solver='adam'."
         )
+    # the line search follows the gradient of the loss it evaluates: the joint
+    # posterior's (a faithful heteroscedastic fit has no loss of its own, see
+    # skbnn.likelihoods.HeteroscedasticGaussian)
+    model = model.joint()
     key_init, _ = split_key(key)  # the start MAP's other solvers take
     state = _lbfgs_init(single_start(model, key_init, data.X.shape[1:], init_params))
     monitor = EpochMonitor(training, model=model)

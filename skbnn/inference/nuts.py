@@ -127,6 +127,7 @@ class NUTSConfig:
 def _potential(model, data: Data, unravel):
     """Potential energy of a raveled parameter vector: minus the full-data log posterior."""
     data_size = data.X.shape[0]  # logdensity's mean times n rows is the full weighted sum
+    model = model.joint()  # the gradient of the density the Metropolis test evaluates
 
     def potential(z):
         return -model.logdensity(unravel(z), data, data_size)

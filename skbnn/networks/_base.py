@@ -60,6 +60,17 @@ class Network:
         """Name of the output layer (the one last-layer methods act on)."""
         return self.layer_names[-1]
 
+    #: How many of the last outputs read the last hidden features without passing
+    #: gradients back into them (see :class:`~skbnn.networks.MLP`).
+    detached_outputs = 0
+
+    def detach_outputs(self, n: int) -> "Network":
+        """The same network whose last ``n`` outputs pass no gradient back into the
+        hidden layers (their own weights still get theirs). Only the MLP has them."""
+        if n:
+            raise ValueError(f"{type(self).__name__} has no detached outputs (asked for {n}).")
+        return self
+
     def activation_size(self, input_shape) -> int:
         """Number of values of the largest activation for one input row (sizes prediction chunks)."""
         raise NotImplementedError

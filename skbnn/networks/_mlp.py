@@ -3,6 +3,7 @@
 import dataclasses
 
 import flax.linen as nn
+import jax
 import numpy as np
 
 from ._base import ACTIVATIONS, Network
@@ -19,14 +20,26 @@ class _MLPModule(nn.Module):
     hidden_layer_sizes: tuple
     activation: str
     n_outputs: int
+    detached_outputs: int = 0
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         for i, width in enumerate(self.hidden_layer_sizes):
             x = act(nn.Dense(width, kernel_init=_glorot_uniform, name=f"dense_{i}")(x))
-        last = f"dense_{len(self.hidden_layer_sizes)}"
-        return nn.Dense(self.n_outputs, kernel_init=_glorot_uniform, name=last)(x)
+        last = nn.Dense(self.n_outputs, kernel_init=_glorot_uniform,
+                        name=f"dense_{len(self.hidden_layer_sizes)}")
+        out = last(x)
+        k = self.detached_outputs
+        if not k or not self.hidden_layer_sizes:  # x is the input: nothing to detach from
+            return out
+        # the last k outputs keep their values and their kernel's gradient, but send
+        # none back into x: the added term is zero, and its gradient in x cancels
+        # theirs (one call of the layer, so code that intercepts dense calls sees
+        # the network as it is)
+        sg = jax.lax.stop_gradient
+        kernel = sg(last.variables["params"]["kernel"][:, -k:])
+        return out.at[:, -k:].add(-((x - sg(x)) @ kernel))
 
 
 @serializable
@@ -40,9 +53,19 @@ class MLP(Network):
     hidden_layer_sizes: tuple = (100,)
     activation: str = "relu"
     n_outputs: int = 1
+    #: the last ``detached_outputs`` outputs read the last hidden layer's features
+    #: without passing gradients back into the hidden layers (a heteroscedastic
+    #: likelihood's noise head, see ``HeteroscedasticGaussian``'s ``faithful``)
+    detached_outputs: int = 0
 
     def _module(self):
-        return _MLPModule(self.hidden_layer_sizes, self.activation, self.n_outputs)
+        return _MLPModule(self.hidden_layer_sizes, self.activation, self.n_outputs,
+                          self.detached_outputs)
+
+    def detach_outputs(self, n):
+        if not 0 <= n <= self.n_outputs:
+            raise ValueError(f"Cannot detach {n} of the network's {self.n_outputs} outputs.")
+        return dataclasses.replace(self, detached_outputs=int(n))
 
     @property
     def is_linear(self):
