@@ -323,7 +323,13 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         second head of ``n_outputs`` units gives a factor
         ``softplus(rho + log(e - 1))`` (1 at ``rho = 0``, the mode of its
         weights' prior) of that learnt scale, plus 1e-3 on the standardised
-        scale; ``coefs_[-1]`` then has ``2 * n_outputs`` columns. 'auto'
+        scale; ``coefs_[-1]`` then has ``2 * n_outputs`` columns. It is
+        fitted faithfully (``skbnn.likelihoods.HeteroscedasticGaussian``): the
+        means as in the homoscedastic model, every row weighed by the learnt
+        scale, and the noise head, which sends no gradient into the hidden
+        layers, to what the mean leaves; so a per-input noise cannot explain
+        a residual away instead of fitting it. NUTS and ``solver='lbfgs'``
+        sample or fit the joint posterior instead. 'auto'
         chooses between the two: with at least 250 rows it holds back a
         fifth of them (at most 10,000), fits the estimator with each noise
         model on the rest, and keeps the heteroscedastic one when its log
