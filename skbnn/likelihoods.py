@@ -324,7 +324,11 @@ class HeteroscedasticGaussian:
     value, but its gradient in the means is the homoscedastic one, with the
     shared scale ``s``, and ``rho`` gets its gradient with the means held; with
     the network's ``detached_outputs`` the noise head also sends no gradient into
-    the hidden layers, which serve the mean alone. This is a cut of the noise's
+    the hidden layers, which serve the mean alone. ``s`` gets the homoscedastic
+    model's gradient as well as the joint one: the joint likelihood leaves the
+    split of the noise between ``s`` and the head's level to the priors, and
+    the means' weight ``1 / s^2`` must not drift along it (pSGLD's chains did,
+    without end). This is a cut of the noise's
     feedback into the mean (modular inference): gradient-based strategies (pSGLD,
     VI, MAP and the Laplace approximation around it, the ensemble) sample or fit
     the mean's homoscedastic posterior and the noise given it. NUTS and
@@ -381,11 +385,12 @@ class HeteroscedasticGaussian:
             return jnp.sum(per_output, axis=-1)
         sg = jax.lax.stop_gradient
         # the value is the joint model's; the means' gradient the homoscedastic one
-        # with the shared scale (the zero-valued second term), the noise's with the
-        # means held
+        # with the shared scale (the zero-valued second term, which also gives the
+        # scale its homoscedastic gradient), the noise head's with the means held
         z = (y - sg(mean)) / sigma
         per_output = -0.5 * z**2 - jnp.log(sigma) - 0.5 * math.log(2 * math.pi)
-        homoscedastic = -0.5 * jnp.square((y - mean) / sg(jnp.exp(lik_params["log_noise"])))
+        log_scale = lik_params["log_noise"]
+        homoscedastic = -0.5 * jnp.square((y - mean) * jnp.exp(-log_scale)) - log_scale
         return jnp.sum(per_output + (homoscedastic - sg(homoscedastic)), axis=-1)
 
     def predict(self, lik_params, outputs):

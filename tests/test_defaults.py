@@ -287,8 +287,8 @@ def test_heteroscedastic_noise_follows_the_data(inference):
 
 def test_faithful_heteroscedastic_gradients():
     # the faithful log-likelihood has the joint one's value; its gradient in the means
-    # is the homoscedastic one with the shared scale, in rho and in the scale the
-    # joint one's
+    # is the homoscedastic one with the shared scale, in rho the joint one's, in the
+    # scale the joint one's plus the homoscedastic one's
     from skbnn.likelihoods import HeteroscedasticGaussian
 
     rng = np.random.RandomState(0)
@@ -313,7 +313,10 @@ def test_faithful_heteroscedastic_gradients():
     # the joint gradient weighs each row by its own noise instead
     np.testing.assert_allclose(j_out[:, :2], (y - outputs[:, :2]) / sigma ** 2, rtol=1e-5)
     np.testing.assert_allclose(d_out[:, 2:], j_out[:, 2:], rtol=1e-5)
-    np.testing.assert_allclose(d_lik["log_noise"], j_lik["log_noise"], rtol=1e-5)
+    scale = np.array([0.3, 2.0])
+    homoscedastic = np.sum((y - outputs[:, :2]) ** 2 / scale**2 - 1.0, axis=0)
+    np.testing.assert_allclose(d_lik["log_noise"], j_lik["log_noise"] + homoscedastic,
+                               rtol=1e-5)
 
 
 def test_detached_outputs_send_no_gradient_into_the_hidden_layers():
