@@ -336,8 +336,9 @@ class BayesianMLPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         predictive density on the held-back rows is the higher; the choice
         is ``noise_model_``, and the fit on all rows follows it (so 'auto'
         costs two extra fits). Below 250 rows, in ``partial_fit`` and with
-        ``loss='poisson'``, 'auto' is 'learn'. A float fixes the noise. With ``hidden_layer_sizes=()`` and a fixed noise the
-        posterior is exactly that of Bayesian linear regression.
+        ``loss='poisson'``, 'auto' is 'learn'. A float fixes the noise. With
+        ``hidden_layer_sizes=()`` and a fixed noise the posterior is exactly
+        that of Bayesian linear regression.
 
     normalize_y : bool, default=True
         Standardise each target to zero mean and unit variance before
