@@ -26,7 +26,6 @@ import time
 import warnings
 
 import numpy as np
-from scipy.stats import norm
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
@@ -41,7 +40,7 @@ from _results import format_table, update  # noqa: E402
 from skbnn import BayesianMLPClassifier, BayesianMLPRegressor  # noqa: E402
 from skbnn.datasets import load_mnist, load_uci  # noqa: E402
 from skbnn.inference import VI  # noqa: E402
-from skbnn.metrics import expected_calibration_error  # noqa: E402
+from skbnn.metrics import expected_calibration_error, gaussian_nll  # noqa: E402
 
 CLASSIFICATION = {"breast_cancer": load_breast_cancer, "wine": load_wine,
                   "digits": load_digits, "iris": load_iris}
@@ -98,7 +97,7 @@ def uci(data_dir, name, scale):
         seconds = _fit(model, scaler.transform(Xa), (ya - mean) / sd)
         mu, std = model.predict(scaler.transform(Xb), return_std=True)
         mu, std = mu * sd + mean, std * sd
-        out.append((np.sqrt(np.mean((mu - yb) ** 2)), -np.mean(norm.logpdf(yb, mu, std)),
+        out.append((np.sqrt(np.mean((mu - yb) ** 2)), gaussian_nll(yb, mu, std),
                     _kl(model), seconds))
     return {"rmse": float(np.mean([o[0] for o in out])), "nll": float(np.mean([o[1] for o in out])),
             "kl_weight": [o[2] for o in out], "fit_seconds": float(np.median([o[3] for o in out]))}
